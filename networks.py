@@ -1,0 +1,555 @@
+"""CP-VTON networks: the Geometric Matching Module (GMM), the Try-On Module (TOM), the VGG19
+perceptual loss, and checkpoint I/O.
+
+Module names, layer order and Sequential indices follow the original sergeywong/cp-vton code so
+that its checkpoints load unchanged (state_dict keys and shapes are identical). Differences from
+the original are marked "Deviation" in comments; reproduced quirks are marked "Original quirk".
+"""
+import logging
+import os
+from collections import OrderedDict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn import init
+
+logger = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------------------------------------
+# Weight initialisation
+
+
+def _init_normal(m):
+    if isinstance(m, (nn.Conv2d, nn.Linear)):
+        init.normal_(m.weight, 0.0, 0.02)
+
+
+def _init_xavier(m):
+    if isinstance(m, (nn.Conv2d, nn.Linear)):
+        init.xavier_normal_(m.weight, gain=0.02)
+
+
+def _init_kaiming(m):
+    if isinstance(m, (nn.Conv2d, nn.Linear)):
+        init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+
+
+_INITIALISERS = {"normal": _init_normal, "xavier": _init_xavier, "kaiming": _init_kaiming}
+
+
+def init_weights(net, init_type="normal"):
+    """Initialise conv/linear weights of `net` ('normal' N(0, 0.02), 'xavier' gain 0.02, or
+    'kaiming' fan_in) and BatchNorm2d weight N(1, 0.02), bias 0. Biases of convs keep PyTorch's
+    default init, as in the original."""
+    if init_type not in _INITIALISERS:
+        raise NotImplementedError(f"initialization method [{init_type}] is not implemented")
+    # The original printed this line (twice per GMM); a debug log keeps the console quiet.
+    logger.debug("initialization method [%s]", init_type)
+
+    def apply(m):
+        _INITIALISERS[init_type](m)
+        if isinstance(m, nn.BatchNorm2d):
+            init.normal_(m.weight, 1.0, 0.02)
+            init.constant_(m.bias, 0.0)
+
+    net.apply(apply)
+
+
+# ---------------------------------------------------------------------------------------------
+# GMM: feature extraction, correlation, regression, thin-plate-spline grid
+
+
+class FeatureExtraction(nn.Module):
+    """Four stride-2 4x4 convs and two 3x3 convs: [b, input_nc, 256, 192] -> [b, 512, 16, 12]."""
+
+    def __init__(self, input_nc, ngf=64, n_layers=3, norm_layer=nn.BatchNorm2d):
+        super().__init__()
+        # Original quirk: ReLU comes BEFORE the norm layer, and the last conv has no norm.
+        # The Sequential indices (conv 0, 3, 6, 9, 12, 15; BN 2, 5, 8, 11, 14) are checkpoint keys.
+        layers = [nn.Conv2d(input_nc, ngf, 4, 2, 1), nn.ReLU(True), norm_layer(ngf)]
+        for i in range(n_layers):
+            in_ngf = min(2**i * ngf, 512)
+            out_ngf = 2 ** (i + 1) * ngf if 2**i * ngf < 512 else 512
+            layers += [nn.Conv2d(in_ngf, out_ngf, 4, 2, 1), nn.ReLU(True), norm_layer(out_ngf)]
+        layers += [nn.Conv2d(512, 512, 3, 1, 1), nn.ReLU(True), norm_layer(512)]
+        layers += [nn.Conv2d(512, 512, 3, 1, 1), nn.ReLU(True)]
+        self.model = nn.Sequential(*layers)
+        init_weights(self.model, init_type="normal")
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class FeatureL2Norm(nn.Module):
+    """Normalise each spatial feature vector to unit L2 norm over channels."""
+
+    def forward(self, feature):
+        # The epsilon sits inside the square root, as in the original.
+        return feature / torch.sqrt(feature.pow(2).sum(1, keepdim=True) + 1e-6)
+
+
+class FeatureCorrelation(nn.Module):
+    """Dot products between every position of A and every position of B.
+
+    Output [b, h*w, h, w]: the spatial grid is B's; channel k = x*h + y indexes the A position
+    (x-major, because the original transposes A's h and w before flattening).
+    """
+
+    def forward(self, feature_A, feature_B):
+        b, c, h, w = feature_A.shape
+        a = feature_A.transpose(2, 3).reshape(b, c, h * w)  # column-major: index x*h + y
+        bt = feature_B.reshape(b, c, h * w).transpose(1, 2)  # row-major: index y*w + x
+        corr = torch.bmm(bt, a)  # [b, B position, A position]
+        return corr.reshape(b, h, w, h * w).permute(0, 3, 1, 2)
+
+
+class FeatureRegression(nn.Module):
+    """Correlation map [b, 192, 16, 12] -> TPS parameters theta [b, output_dim] in (-1, 1)."""
+
+    def __init__(self, input_nc=512, output_dim=6):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(input_nc, 512, 4, 2, 1), nn.BatchNorm2d(512), nn.ReLU(True),
+            nn.Conv2d(512, 256, 4, 2, 1), nn.BatchNorm2d(256), nn.ReLU(True),
+            nn.Conv2d(256, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU(True),
+            nn.Conv2d(128, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(True),
+        )
+        # 64 * 4 * 3 is hard-coded in the original: only 256x192 images work.
+        self.linear = nn.Linear(64 * 4 * 3, output_dim)
+        self.tanh = nn.Tanh()
+
+    def forward(self, x):
+        x = self.conv(x)
+        if x.shape[1:] != (64, 4, 3):
+            raise ValueError(
+                f"FeatureRegression expects the 16x12 correlation map of 256x192 images "
+                f"(64x4x3 = 768 features after the convs), got {tuple(x.shape[1:])}; "
+                f"CP-VTON's GMM only supports fine_height=256, fine_width=192")
+        # Deviation: `reshape` instead of the original `.view`, which fails on modern PyTorch
+        # because the conv output inherits the correlation tensor's channels_last strides.
+        return self.tanh(self.linear(x.reshape(x.shape[0], -1)))
+
+
+class TpsGridGen(nn.Module):
+    """Thin-plate-spline sampling grid from control-point offsets.
+
+    theta [b, 2N] (first N: X offsets, last N: Y offsets of the grid_size x grid_size control
+    points) -> grid [b, out_h, out_w, 2] of (x, y) source coordinates for grid_sample
+    (align_corners=True convention). theta = 0 gives the identity grid.
+
+    Same maths as the original, evaluated as one matmul: per output pixel a fixed feature row
+    [U_1..U_N, 1, x, y] times a [N+3, 2] coefficient matrix [W; A] = Li[:, :N] @ Q. All constants
+    are non-persistent buffers: they follow .to(device) and add no state_dict keys.
+    """
+
+    def __init__(self, out_h=256, out_w=192, grid_size=3):
+        super().__init__()
+        # Deviation: the original's use_regular_grid / reg_factor (never used) and use_cuda
+        # (replaced by .to(device)) arguments are dropped.
+        a = torch.linspace(-1, 1, grid_size)
+        # Control point k = grid_size*i + j has X = a[i], Y = a[j] (X varies slowest).
+        P = torch.stack(torch.meshgrid(a, a, indexing="ij"), -1).reshape(-1, 2)  # [N, 2]
+        n = P.shape[0]
+        L = torch.zeros(n + 3, n + 3)
+        L[:n, :n] = self._radial(P, P)
+        L[:n, n] = L[n, :n] = 1
+        L[:n, n + 1:] = P
+        L[n + 1:, :n] = P.t()
+        Li = torch.inverse(L)  # float32, computed once, as in the original
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, out_h), torch.linspace(-1, 1, out_w),
+                                indexing="ij")
+        points = torch.stack([xs.reshape(-1), ys.reshape(-1)], 1)  # [H*W, 2], x fastest
+        features = torch.cat([self._radial(points, P), torch.ones(len(points), 1), points], 1)
+        self.out_h, self.out_w, self.N = out_h, out_w, n
+        self.register_buffer("P", P, persistent=False)
+        self.register_buffer("Li_rhs", Li[:, :n].contiguous(), persistent=False)  # [N+3, N]
+        self.register_buffer("features", features, persistent=False)  # [H*W, N+3]
+
+    @staticmethod
+    def _radial(p, q):
+        """U(|p_i - q_j|) = d2 * log(d2) with d2 == 0 replaced by 1 (so U = 0 there)."""
+        d2 = (p[:, None, :] - q[None, :, :]).pow(2).sum(-1)
+        d2 = torch.where(d2 == 0, torch.ones_like(d2), d2)
+        return d2 * torch.log(d2)
+
+    def forward(self, theta):
+        # The spline is evaluated in the buffers' precision (float32), even under autocast:
+        # half precision would visibly distort the grid.
+        with torch.autocast(theta.device.type, enabled=False):
+            theta = theta.to(self.features.dtype)
+            Q = self.P + theta.reshape(-1, 2, self.N).transpose(1, 2)  # [b, N, 2]
+            coefficients = self.Li_rhs @ Q  # [b, N+3, 2]: rows W_1..W_N, then A_0, A_x, A_y
+            grid = self.features @ coefficients  # [b, H*W, 2]
+        return grid.reshape(-1, self.out_h, self.out_w, 2)
+
+
+class GMM(nn.Module):
+    """Geometric Matching Module. forward(agnostic [b,22,H,W], cloth [b,3,H,W]) ->
+    (grid [b,H,W,2], theta [b, 2*grid_size^2]). Reads opt.fine_height, opt.fine_width,
+    opt.grid_size."""
+
+    def __init__(self, opt):
+        super().__init__()
+        self.extractionA = FeatureExtraction(22, ngf=64, n_layers=3, norm_layer=nn.BatchNorm2d)
+        self.extractionB = FeatureExtraction(3, ngf=64, n_layers=3, norm_layer=nn.BatchNorm2d)
+        self.l2norm = FeatureL2Norm()
+        self.correlation = FeatureCorrelation()
+        self.regression = FeatureRegression(input_nc=192, output_dim=2 * opt.grid_size**2)
+        self.gridGen = TpsGridGen(opt.fine_height, opt.fine_width, grid_size=opt.grid_size)
+
+    def forward(self, inputA, inputB):
+        featureA = self.l2norm(self.extractionA(inputA))
+        featureB = self.l2norm(self.extractionB(inputB))
+        theta = self.regression(self.correlation(featureA, featureB))
+        return self.gridGen(theta), theta
+
+
+def warp(image, grid, padding_mode="border"):
+    """Sample `image` [b,c,H,W] at `grid` [b,H,W,2] (bilinear). align_corners=True reproduces
+    PyTorch 0.4, where the original ran (the default changed in 1.3). Cloth uses 'border';
+    masks and the grid image use 'zeros'."""
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode,
+                         align_corners=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# TOM: U-Net
+
+
+class UnetSkipConnectionBlock(nn.Module):
+    """One U-Net level: downsample, submodule, upsample (bilinear x2 + 3x3 conv), skip concat.
+
+    Sequential positions (checkpoint keys): outermost [conv, sub, relu, up, conv, norm];
+    middle [lrelu, conv, norm, sub, relu, up, conv, norm(, dropout)];
+    innermost [lrelu, conv, relu, up, conv, norm].
+    """
+
+    def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None, outermost=False,
+                 innermost=False, norm_layer=nn.BatchNorm2d, use_dropout=False):
+        super().__init__()
+        self.outermost = outermost
+        use_bias = norm_layer == nn.InstanceNorm2d
+        input_nc = outer_nc if input_nc is None else input_nc
+        downconv = nn.Conv2d(input_nc, inner_nc, 4, 2, 1, bias=use_bias)
+        # Original quirk: this LeakyReLU is in place, so it also rewrites the block's input `x`
+        # and the skip connection in forward() carries LeakyReLU(x), not x.
+        downrelu = nn.LeakyReLU(0.2, True)
+        upconv_in = inner_nc if innermost else inner_nc * 2
+        up = [nn.ReLU(True),
+              nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+              nn.Conv2d(upconv_in, outer_nc, 3, 1, 1, bias=use_bias),
+              # On the outermost block too: the final 4-channel output is instance-normalised.
+              norm_layer(outer_nc)]
+        if outermost:
+            layers = [downconv, submodule] + up
+        elif innermost:
+            layers = [downrelu, downconv] + up
+        else:
+            layers = [downrelu, downconv, norm_layer(inner_nc), submodule] + up
+            if use_dropout:
+                layers.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        if self.outermost:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)
+
+
+class UnetGenerator(nn.Module):
+    """U-Net with `num_downs` halvings; TOM is UnetGenerator(25, 4, 6, ngf=64,
+    norm_layer=nn.InstanceNorm2d). Input sides must be divisible by 2**num_downs."""
+
+    def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm_layer=nn.BatchNorm2d,
+                 use_dropout=False):
+        super().__init__()
+        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, norm_layer=norm_layer, innermost=True)
+        for _ in range(num_downs - 5):
+            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block,
+                                            norm_layer=norm_layer, use_dropout=use_dropout)
+        for mult in (4, 2, 1):
+            block = UnetSkipConnectionBlock(ngf * mult, ngf * mult * 2, submodule=block,
+                                            norm_layer=norm_layer)
+        self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block,
+                                             outermost=True, norm_layer=norm_layer)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def tom_outputs(raw, warped_cloth):
+    """Split the TOM output [b,4,H,W] into (p_rendered = tanh(first 3 channels),
+    m_composite = sigmoid(last channel), p_tryon = cloth*m + rendered*(1-m))."""
+    p_rendered = torch.tanh(raw[:, :3])
+    m_composite = torch.sigmoid(raw[:, 3:])
+    p_tryon = warped_cloth * m_composite + p_rendered * (1 - m_composite)
+    return p_rendered, m_composite, p_tryon
+
+
+def build_model(stage, opt):
+    """'GMM' -> GMM(opt); 'TOM' -> UnetGenerator(25, 4, 6, ngf=64, InstanceNorm2d)."""
+    if stage == "GMM":
+        return GMM(opt)
+    if stage == "TOM":
+        return UnetGenerator(25, 4, 6, ngf=64, norm_layer=nn.InstanceNorm2d)
+    raise ValueError(f"unknown stage {stage!r}: expected 'GMM' or 'TOM'")
+
+
+# ---------------------------------------------------------------------------------------------
+# VGG19 perceptual loss
+
+VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's VGG19_Weights.IMAGENET1K_V1
+# Layer ranges of torchvision's vgg19().features ending at relu1_1, relu2_1, ..., relu5_1.
+VGG19_SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))
+
+
+class VGGWeightsUnavailable(RuntimeError):
+    """The VGG19 ImageNet weights needed by the perceptual loss could not be obtained."""
+
+
+def _vgg19_layers():
+    """Layers 0..29 of torchvision's vgg19().features (conv1_1 .. relu5_1), same indices."""
+    layers, channels = [], 3
+    for v in (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512):
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(channels, v, 3, padding=1), nn.ReLU(inplace=True)]
+            channels = v
+    return layers
+
+
+def _load_vgg_layers(layers, state, source):
+    """Copy conv weights from a torchvision vgg19 state_dict (full: 'features.N.*', or
+    features-only: 'N.*') into `layers`; `source` names the file in errors."""
+    if not isinstance(state, dict):
+        raise VGGWeightsUnavailable(
+            f"{source} is not a VGG19 state_dict (found {type(state).__name__})")
+    if any(k.startswith("features.") for k in state):
+        state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    target = nn.Sequential(*layers)
+    problems = []
+    for key, expected in target.state_dict().items():
+        found = state.get(key)
+        if not isinstance(found, torch.Tensor):
+            problems.append(f"{key} missing")
+        elif found.shape != expected.shape:
+            problems.append(f"{key}: expected {list(expected.shape)}, found {list(found.shape)}")
+    if problems:
+        raise VGGWeightsUnavailable(
+            f"{source} does not hold torchvision VGG19 weights: " + "; ".join(problems[:5]))
+    target.load_state_dict({k: state[k] for k in target.state_dict()})
+
+
+def _load_vgg_file(layers, path):
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise VGGWeightsUnavailable(f"--vgg_weights: no file at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise VGGWeightsUnavailable(f"--vgg_weights: could not load {path}: {e}") from e
+    _load_vgg_layers(layers, state, path)
+
+
+def _load_vgg_imagenet(layers):
+    """ImageNet weights through torchvision's own cache (downloaded there on first use)."""
+    from torchvision.models import VGG19_Weights
+
+    cached = os.path.join(torch.hub.get_dir(), "checkpoints", VGG19_FILE)
+    try:
+        state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True, check_hash=True)
+    except Exception as e:  # offline, proxy, corrupt cache file, ...: all mean "no weights"
+        raise VGGWeightsUnavailable(
+            f"the perceptual (VGG) loss needs the VGG19 ImageNet weights, which could not be "
+            f"obtained ({type(e).__name__}: {e}). Either download "
+            f"{VGG19_Weights.IMAGENET1K_V1.url} and pass --vgg_weights PATH, or copy it to "
+            f"torchvision's cache at {cached}, or train without the perceptual term with "
+            f"--perceptual none (a deviation from the paper's TOM loss).") from e
+    _load_vgg_layers(layers, state, cached)
+
+
+class Vgg19(nn.Module):
+    """Frozen VGG19 trunk returning the relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 features.
+
+    Weights: `weights_path` (a local torchvision vgg19 state_dict, full or features-only), else
+    ImageNet weights via torchvision if `pretrained`, else random (no download).
+    """
+
+    def __init__(self, requires_grad=False, pretrained=True, weights_path=None):
+        super().__init__()
+        layers = _vgg19_layers()
+        if weights_path is not None:
+            _load_vgg_file(layers, weights_path)
+        elif pretrained:
+            _load_vgg_imagenet(layers)
+        for i, (start, end) in enumerate(VGG19_SLICES, 1):
+            # Keys keep torchvision's layer numbers (slice2.2.weight, ...), as in the original.
+            setattr(self, f"slice{i}",
+                    nn.Sequential(OrderedDict((str(k), layers[k]) for k in range(start, end))))
+        for param in self.parameters():
+            param.requires_grad = requires_grad
+
+    def forward(self, x):
+        outputs = []
+        for block in (self.slice1, self.slice2, self.slice3, self.slice4, self.slice5):
+            x = block(x)
+            outputs.append(x)
+        return outputs
+
+
+class VGGLoss(nn.Module):
+    """sum_i w_i * L1(vgg_i(x), vgg_i(y)) over relu1_1..relu5_1, w = 1/32, 1/16, 1/8, 1/4, 1.
+
+    Original quirk: images are fed in [-1, 1] with no ImageNet mean/std normalisation.
+    Raises VGGWeightsUnavailable if the weights cannot be obtained (see Vgg19).
+    """
+
+    def __init__(self, weights_path=None, pretrained=True):
+        super().__init__()
+        self.vgg = Vgg19(pretrained=pretrained, weights_path=weights_path)
+        self.criterion = nn.L1Loss()
+        self.weights = [1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0]
+
+    def forward(self, x, y):
+        x_vgg = self.vgg(x)
+        with torch.no_grad():  # the original detaches the target features; same values
+            y_vgg = self.vgg(y)
+        return sum(w * self.criterion(a, b) for w, a, b in zip(self.weights, x_vgg, y_vgg))
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices and checkpoints
+
+
+def pick_device(name="auto"):
+    """'auto' -> cuda if available else cpu; otherwise torch.device(name), checked to exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(
+            f"--device {name}: not a device name (use auto, cpu, cuda or cuda:N)") from e
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"--device {name}: CUDA is not available here; use --device cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, unreadable, or does not fit the model."""
+
+
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP, torch.compile
+
+
+def _unwrap(model):
+    """The plain module inside DataParallel / DistributedDataParallel / torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "_orig_mod", getattr(model, "module", model))
+        if inner is model:
+            return model
+        model = inner
+
+
+def _plain_key(key):
+    while key.startswith(_WRAPPER_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
+
+
+def checkpoint_stage(state_dict):
+    """'GMM' or 'TOM' judging by the state_dict's keys, None if neither."""
+    keys = [_plain_key(k) for k in state_dict]
+    if any(k.startswith(("extractionA.", "extractionB.", "regression.")) for k in keys):
+        return "GMM"
+    if any(k.startswith("model.model.") for k in keys):
+        return "TOM"
+    return None
+
+
+def atomic_save(obj, path):
+    """torch.save `obj` to `path` so that `path` is either the old file or the complete new one:
+    write a temporary file in the same directory, fsync, then os.replace. Makes the directory."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_checkpoint(model_or_state_dict, path):
+    """Save a plain CPU state_dict (no wrapper prefixes) atomically; accepts a module (also
+    wrapped in DataParallel/DDP/torch.compile) or a state_dict."""
+    state = model_or_state_dict
+    if isinstance(state, nn.Module):
+        state = _unwrap(state).state_dict()
+    atomic_save(OrderedDict((_plain_key(k), v.detach().cpu()) for k, v in state.items()), path)
+
+
+def _mismatches(expected, found):
+    """Human-readable differences between two state_dicts' keys and shapes."""
+    problems = [f"missing {k} (expected {list(v.shape)})"
+                for k, v in expected.items() if k not in found]
+    problems += [f"unexpected {k} (found {list(v.shape)})"
+                 for k, v in found.items() if k not in expected]
+    problems += [f"{k}: expected {list(v.shape)}, found {list(found[k].shape)}"
+                 for k, v in expected.items() if k in found and found[k].shape != v.shape]
+    return problems
+
+
+def load_checkpoint(model, path, stage=None, map_location="cpu"):
+    """Load a CP-VTON state_dict from `path` into `model` (strict).
+
+    Accepts the legacy (non-zip) format, 'module.'/'_orig_mod.' key prefixes and state_dicts
+    without BatchNorm num_batches_tracked (PyTorch 0.4.0). `stage` ('GMM'/'TOM') defaults to the
+    model's. Raises CheckpointError, naming the path, on a missing/unreadable file, a checkpoint
+    of the other stage, or mismatched keys/shapes.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        # Deviation: the original silently returned here and went on with random weights.
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated, not a pickle, unsafe pickle, ...
+        raise CheckpointError(f"{path} is not a loadable PyTorch checkpoint ({type(e).__name__}: "
+                              f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from e
+    if not (isinstance(state, dict) and state
+            and all(isinstance(v, torch.Tensor) for v in state.values())):
+        found = (f"a dict with keys {list(state)[:5]}" if isinstance(state, dict)
+                 else f"a {type(state).__name__}")
+        raise CheckpointError(f"{path} is not a model checkpoint: expected a state_dict "
+                              f"(a dict of tensors), found {found}")
+    # A fresh dict also drops `_metadata`, whose BatchNorm version 2 would make torch refuse
+    # a state_dict without num_batches_tracked; those are filled in below instead.
+    state = OrderedDict((_plain_key(k), v) for k, v in state.items())
+    target = _unwrap(model)
+    expected = target.state_dict()
+    stage = stage or checkpoint_stage(expected)
+    found_stage = checkpoint_stage(state)
+    if stage and found_stage and found_stage != stage:
+        raise CheckpointError(f"{path} looks like a {found_stage} checkpoint; --stage is {stage}")
+    for key, value in expected.items():
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = torch.zeros_like(value)  # PyTorch 0.4.0 had no such counter
+    problems = _mismatches(expected, state)
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise CheckpointError(f"{path} does not match the {stage or 'model'} network: "
+                              + "; ".join(problems[:5]) + more)
+    target.load_state_dict(state, strict=True)
