@@ -51,6 +51,10 @@ class DatasetError(ValueError):
     """A bad dataset input; the message names the file and the problem."""
 
 
+class ImageSizeError(DatasetError):
+    """An image or parse that is not fine_width x fine_height (nothing is resized at load time)."""
+
+
 def to_tensor(image):
     """PIL image -> float32 CHW tensor in [-1, 1] (ToTensor + Normalize(0.5, 0.5)).
 
@@ -76,6 +80,11 @@ def make_grid_image(height=256, width=192):
     return grid
 
 
+def grid_tensor(height=256, width=192):
+    """The grid image as GMM warps it for display: [3, H, W] in {-1, 1}."""
+    return to_tensor(Image.fromarray(make_grid_image(height, width)))
+
+
 def read_image(path, size, mode):
     """Open an image, check it is `size` = (width, height), return it converted to `mode`."""
     try:
@@ -87,8 +96,8 @@ def read_image(path, size, mode):
     except Exception as err:  # PIL raises OSError, SyntaxError or ValueError on bad files
         raise DatasetError(f'{path}: cannot read image ({err})') from None
     if converted.size != tuple(size):
-        raise DatasetError(f'{path}: image is {converted.width}x{converted.height}, '
-                           f'expected {size[0]}x{size[1]} (fine_width x fine_height)')
+        raise ImageSizeError(f'{path}: image is {converted.width}x{converted.height}, '
+                             f'expected {size[0]}x{size[1]} (fine_width x fine_height)')
     return converted
 
 
@@ -106,8 +115,8 @@ def read_parse(path, size):
         raise DatasetError(f'{path}: parse must be a label image (mode P or L holding LIP ids '
                            f'0-19), found mode {mode}')
     if labels.shape != (size[1], size[0]):
-        raise DatasetError(f'{path}: image is {labels.shape[1]}x{labels.shape[0]}, '
-                           f'expected {size[0]}x{size[1]} (fine_width x fine_height)')
+        raise ImageSizeError(f'{path}: image is {labels.shape[1]}x{labels.shape[0]}, '
+                             f'expected {size[0]}x{size[1]} (fine_width x fine_height)')
     if labels.max() > 19:
         raise DatasetError(f'{path}: parse label {labels.max()} found, LIP ids are 0-19')
     return labels
@@ -177,6 +186,51 @@ def blur_shape(shape_mask, width, height):
     return image.resize((width, height), Image.BILINEAR)
 
 
+def pair_readers(size):
+    """{key: reader(path)} for the five files of a pair; size = (width, height).
+
+    Keys: cloth, cloth_mask (in the TOM stage: the warped cloth and mask), image, parse, pose.
+    """
+    return {
+        'cloth': partial(read_image, size=size, mode='RGB'),
+        # The original read the mask without .convert('L'): an RGB mask broke the shapes.
+        'cloth_mask': partial(read_image, size=size, mode='L'),
+        'image': partial(read_image, size=size, mode='RGB'),
+        'parse': partial(read_parse, size=size),
+        'pose': read_pose,
+    }
+
+
+def item_tensors(cloth, cloth_mask, image, parse, pose, radius):
+    """One pair's tensors from its files as pair_readers returns them (PIL images, label array,
+    keypoints): the spec's item without names and grid image. Used by CPDataset and tryon.py.
+    """
+    height, width = parse.shape
+    cloth_mask = torch.from_numpy((np.array(cloth_mask) >= 128).astype(np.float32))[None]
+    image = to_tensor(image)
+
+    shape = to_tensor(blur_shape(parse > 0, width, height))
+    head_mask = torch.from_numpy(np.isin(parse, HEAD_LABELS).astype(np.float32))
+    garment_mask = torch.from_numpy(np.isin(parse, CLOTH_LABELS).astype(np.float32))
+    parse_cloth = image * garment_mask + (1 - garment_mask)  # garment pixels, +1 elsewhere
+    head = image * head_mask - (1 - head_mask)  # head pixels, -1 elsewhere ("fill 0" in the source)
+
+    maps = pose_maps(pose, height, width, radius)
+    pose_map = torch.from_numpy(maps * 2 - 1)
+    pose_image = torch.from_numpy(maps.max(axis=0, keepdims=True) * 2 - 1)  # all squares, for display
+
+    return {
+        'cloth': to_tensor(cloth),
+        'cloth_mask': cloth_mask,
+        'image': image,
+        'agnostic': torch.cat([shape, head, pose_map], 0),
+        'parse_cloth': parse_cloth,
+        'shape': shape,
+        'head': head,
+        'pose_image': pose_image,
+    }
+
+
 class CPDataset(data.Dataset):
     """Person/cloth pairs of <dataroot>/<data_list> from <dataroot>/<datamode>/.
 
@@ -198,6 +252,7 @@ class CPDataset(data.Dataset):
         self.pairs_path = osp.join(opt.dataroot, opt.data_list)
         # TOM takes the GMM test outputs, still named after the cloth.
         self.cloth_dirs = ('cloth', 'cloth-mask') if self.stage == 'GMM' else ('warp-cloth', 'warp-mask')
+        self.readers = pair_readers((self.fine_width, self.fine_height))
         self.im_names, self.c_names = [], []
         self._read_pairs(problems)
         if problems is None:  # check_dataset reports missing files while reading them
@@ -205,7 +260,7 @@ class CPDataset(data.Dataset):
         # The original opened grid.png from the working directory for every item.
         self.grid_image = None
         if self.stage == 'GMM':
-            self.grid_image = to_tensor(Image.fromarray(make_grid_image(self.fine_height, self.fine_width)))
+            self.grid_image = grid_tensor(self.fine_height, self.fine_width)
 
     def _read_pairs(self, problems):
         found = []  # malformed lines, all of them
@@ -244,7 +299,7 @@ class CPDataset(data.Dataset):
 
     def _check_files_exist(self):
         """os.path.exists on every listed file: cheap, and fails before any training starts."""
-        paths = dict.fromkeys(path for i in range(len(self)) for path, _ in self._files(i).values())
+        paths = dict.fromkeys(path for i in range(len(self)) for path in self._paths(i).values())
         missing = [path for path in paths if not osp.exists(path)]
         if not missing:
             return
@@ -256,19 +311,16 @@ class CPDataset(data.Dataset):
             lines.append(GMM_OUTPUTS_HINT)
         raise DatasetError('\n'.join(lines))
 
-    def _files(self, index):
-        """{key: (path, reader)} for every file of pair `index`."""
+    def _paths(self, index):
+        """{key: path} for every file of pair `index` (the keys of pair_readers)."""
         c_name, im_name = self.c_names[index], self.im_names[index]
-        size = (self.fine_width, self.fine_height)
         cloth_dir, mask_dir = self.cloth_dirs
         return {
-            'cloth': (osp.join(self.data_path, cloth_dir, c_name), partial(read_image, size=size, mode='RGB')),
-            # The original read the mask without .convert('L'): an RGB mask broke the shapes.
-            'cloth_mask': (osp.join(self.data_path, mask_dir, c_name), partial(read_image, size=size, mode='L')),
-            'image': (osp.join(self.data_path, 'image', im_name), partial(read_image, size=size, mode='RGB')),
-            'parse': (osp.join(self.data_path, 'image-parse', im_name.replace('.jpg', '.png')),
-                      partial(read_parse, size=size)),
-            'pose': (osp.join(self.data_path, 'pose', im_name.replace('.jpg', '_keypoints.json')), read_pose),
+            'cloth': osp.join(self.data_path, cloth_dir, c_name),
+            'cloth_mask': osp.join(self.data_path, mask_dir, c_name),
+            'image': osp.join(self.data_path, 'image', im_name),
+            'parse': osp.join(self.data_path, 'image-parse', im_name.replace('.jpg', '.png')),
+            'pose': osp.join(self.data_path, 'pose', im_name.replace('.jpg', '_keypoints.json')),
         }
 
     def read_files(self, index, problems=None):
@@ -277,11 +329,11 @@ class CPDataset(data.Dataset):
         Raises the first DatasetError, or appends every problem to `problems` if given.
         """
         raw = {}
-        for key, (path, reader) in self._files(index).items():
+        for key, path in self._paths(index).items():
             try:
                 if not osp.exists(path):
                     raise DatasetError(self._missing(path))
-                raw[key] = reader(path)
+                raw[key] = self.readers[key](path)
             except DatasetError as err:
                 if problems is None:
                     raise
@@ -292,35 +344,10 @@ class CPDataset(data.Dataset):
         return len(self.im_names)
 
     def __getitem__(self, index):
-        raw = self.read_files(index)
-        height, width = self.fine_height, self.fine_width
-
-        cloth = to_tensor(raw['cloth'])
-        cloth_mask = torch.from_numpy((np.array(raw['cloth_mask']) >= 128).astype(np.float32))[None]
-        image = to_tensor(raw['image'])
-
-        labels = raw['parse']
-        shape = to_tensor(blur_shape(labels > 0, width, height))
-        head_mask = torch.from_numpy(np.isin(labels, HEAD_LABELS).astype(np.float32))
-        garment_mask = torch.from_numpy(np.isin(labels, CLOTH_LABELS).astype(np.float32))
-        parse_cloth = image * garment_mask + (1 - garment_mask)  # garment pixels, +1 elsewhere
-        head = image * head_mask - (1 - head_mask)  # head pixels, -1 elsewhere ("fill 0" in the source)
-
-        maps = pose_maps(raw['pose'], height, width, self.radius)
-        pose_map = torch.from_numpy(maps * 2 - 1)
-        pose_image = torch.from_numpy(maps.max(axis=0, keepdims=True) * 2 - 1)  # all squares, for display
-
         return {
             'c_name': self.c_names[index],
             'im_name': self.im_names[index],
-            'cloth': cloth,
-            'cloth_mask': cloth_mask,
-            'image': image,
-            'agnostic': torch.cat([shape, head, pose_map], 0),
-            'parse_cloth': parse_cloth,
-            'shape': shape,
-            'head': head,
-            'pose_image': pose_image,
+            **item_tensors(**self.read_files(index), radius=self.radius),
             # The original gives '' in the TOM stage (collated into a list of '').
             'grid_image': self.grid_image.clone() if self.stage == 'GMM' else '',
         }

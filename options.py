@@ -1,0 +1,114 @@
+"""Command-line options for train.py and test.py, in one place (pix2pix style).
+
+The names and defaults are the original CP-VTON ones; the additions (--device, --seed,
+--resume, --perceptual, --vgg_weights) are marked "(new)" in their help text. test.py's
+--checkpoint is now required (the original silently ran random weights without one).
+"""
+import argparse
+
+import torch
+
+import networks
+
+
+def _common_options(parser, display_count):
+    """Options shared by train.py and test.py."""
+    parser.add_argument("--name", default="GMM",
+                        help="run name: outputs go to <checkpoint_dir>/<name>/ and <tensorboard_dir>/<name>/")
+    parser.add_argument("--gpu_ids", default="",
+                        help="GPU id(s), e.g. '0'; with --device auto the first id picks cuda:<id> "
+                             "when CUDA is available (-1 = CPU; only one GPU is used)")
+    parser.add_argument("--device", default="auto",
+                        help="(new) auto | cpu | cuda | cuda:N; auto = CUDA if available, else CPU")
+    parser.add_argument("-j", "--workers", type=int, default=1, help="DataLoader worker processes")
+    parser.add_argument("-b", "--batch-size", type=int, default=4, help="batch size")
+    parser.add_argument("--dataroot", default="data", help="dataset root folder")
+    parser.add_argument("--datamode", default="train",
+                        help="dataset split: the subfolder of --dataroot to read (train or test)")
+    parser.add_argument("--stage", default="GMM", choices=["GMM", "TOM"],
+                        help="GMM (geometric matching module) or TOM (try-on module)")
+    parser.add_argument("--data_list", default="train_pairs.txt",
+                        help="pairs file '<person>.jpg <cloth>.jpg' per line, relative to --dataroot")
+    parser.add_argument("--fine_width", type=int, default=192, help="image width")
+    parser.add_argument("--fine_height", type=int, default=256, help="image height")
+    parser.add_argument("--radius", type=int, default=5, help="half-size of the pose keypoint squares")
+    parser.add_argument("--grid_size", type=int, default=5,
+                        help="TPS control points per side (grid_size x grid_size)")
+    parser.add_argument("--tensorboard_dir", default="tensorboard",
+                        help="TensorBoard logs are written to <tensorboard_dir>/<name>/")
+    parser.add_argument("--display_count", type=int, default=display_count,
+                        help="log to stdout and TensorBoard every N steps")
+    parser.add_argument("--shuffle", action="store_true", help="shuffle the training pairs")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="(new) seed for weight init and data order (torch, numpy, random)")
+
+
+def _parse(parser, argv):
+    opt = parser.parse_args(argv)
+    for flag in ("batch_size", "display_count", "save_count"):
+        if getattr(opt, flag, 1) < 1:
+            parser.error(f"--{flag} must be at least 1")
+    if not all(g.strip().lstrip("-").isdigit() for g in opt.gpu_ids.split(",") if g.strip()):
+        parser.error(f"--gpu_ids must be comma-separated integers, got {opt.gpu_ids!r}")
+    if getattr(opt, "keep_step", 0) < 0 or getattr(opt, "decay_step", 0) < 0:
+        parser.error("--keep_step and --decay_step must not be negative")
+    return opt
+
+
+def train_parser():
+    parser = argparse.ArgumentParser(description="Train the CP-VTON GMM or TOM stage.")
+    _common_options(parser, display_count=20)
+    parser.add_argument("--lr", type=float, default=1e-4, help="initial learning rate for adam")
+    parser.add_argument("--checkpoint_dir", default="checkpoints",
+                        help="checkpoints are written to <checkpoint_dir>/<name>/")
+    parser.add_argument("--checkpoint", default="",
+                        help="plain checkpoint (state_dict) to initialise the weights from; "
+                             "'' = fresh initialisation")
+    parser.add_argument("--save_count", type=int, default=100,
+                        help="save step_NNNNNN.pth and the resume state every N steps")
+    parser.add_argument("--keep_step", type=int, default=100000,
+                        help="steps at the initial learning rate")
+    parser.add_argument("--decay_step", type=int, default=100000,
+                        help="steps of linear learning-rate decay after --keep_step "
+                             "(total steps = keep_step + decay_step)")
+    parser.add_argument("--resume", action="store_true",
+                        help="(new) continue from <checkpoint_dir>/<name>/train_state.pth "
+                             "(weights, optimiser, scheduler, step, RNG states)")
+    parser.add_argument("--perceptual", default="vgg19", choices=["vgg19", "none"],
+                        help="(new) TOM perceptual loss: vgg19 (original) or none (VGG term = 0)")
+    parser.add_argument("--vgg_weights", default=None,
+                        help="(new) local VGG19 ImageNet weights file (vgg19-dcbb9e9d.pth); "
+                             "default: torchvision's cache / download")
+    return parser
+
+
+def test_parser():
+    parser = argparse.ArgumentParser(description="Run a trained CP-VTON GMM or TOM over a pairs list.")
+    _common_options(parser, display_count=1)
+    parser.add_argument("--result_dir", default="result",
+                        help="results go to <result_dir>/<basename of checkpoint>/<datamode>/")
+    parser.add_argument("--checkpoint", required=True, help="model checkpoint for test (required)")
+    return parser
+
+
+def train_options(argv=None):
+    """Parse train.py options (argv=None reads sys.argv)."""
+    return _parse(train_parser(), argv)
+
+
+def test_options(argv=None):
+    """Parse test.py options (argv=None reads sys.argv)."""
+    return _parse(test_parser(), argv)
+
+
+def device_of(opt):
+    """The torch.device for --device, honouring --gpu_ids when --device is auto and CUDA is present;
+    exits with a message for a device that is not there."""
+    name = opt.device
+    gpu_ids = [g.strip() for g in opt.gpu_ids.split(",") if g.strip()]
+    if name == "auto" and gpu_ids and torch.cuda.is_available():
+        name = "cpu" if int(gpu_ids[0]) < 0 else f"cuda:{gpu_ids[0]}"
+    try:
+        return networks.pick_device(name)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")

@@ -1,0 +1,61 @@
+# Shared settings and logging for the step*.sh scripts; sourced, not run.
+#
+# Every setting can be overridden from the environment, e.g.
+#   DEVICE=cpu KEEP_STEP=1000 DECAY_STEP=1000 ./step1-train-gmm.sh
+# EXTRA_ARGS is appended (word-split) to every train.py/test.py call, e.g. EXTRA_ARGS="--resume".
+# Outputs (checkpoints/, result/, tensorboard/, logs/) go to the current directory; the scripts
+# find the Python files next to themselves, so they can be run from anywhere.
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+: "${PYTHON:=python}"
+: "${DATAROOT:=data}"
+: "${DEVICE:=auto}"
+: "${WORKERS:=4}"
+: "${BATCH_SIZE:=4}"
+: "${KEEP_STEP:=100000}"
+: "${DECAY_STEP:=100000}"
+: "${SAVE_COUNT:=5000}"
+: "${DISPLAY_COUNT:=20}"
+: "${PERCEPTUAL:=vgg19}"
+: "${SEED:=0}"
+: "${DATA_LIST_TEST:=test_pairs.txt}"
+: "${EXTRA_ARGS:=}"
+export PYTHONUNBUFFERED=1  # log lines reach the log file as they are printed
+
+COMMON_ARGS=(--dataroot "$DATAROOT" --device "$DEVICE" --workers "$WORKERS" --batch-size "$BATCH_SIZE"
+             --display_count "$DISPLAY_COUNT" --seed "$SEED")
+
+# The log of this run: logs/<script name>-YYYYmmdd-HHMMSS.log
+mkdir -p logs
+LOG="logs/$(basename "$0" .sh)-$(date +%Y%m%d-%H%M%S).log"
+echo "log: $LOG"
+
+say() {  # print a message and append it to the log
+  echo "$*" | tee -a "$LOG"
+}
+
+fail() {  # print an error (also to the log) and stop
+  echo "error: $*" | tee -a "$LOG" >&2
+  exit 1
+}
+
+need() {  # need PATH HINT: stop with HINT unless PATH exists
+  [ -e "$1" ] || fail "$1 not found: $2"
+}
+
+logged() {  # run a command with its output also appended to the log (Ctrl-C reaches the command, not tee)
+  say "+ $*"
+  "$@" 2>&1 | (trap '' INT; exec tee -a "$LOG")
+}
+
+train_py() {  # train_py ARGS...: train.py with the shared settings
+  # shellcheck disable=SC2086  # EXTRA_ARGS is word-split on purpose
+  logged "$PYTHON" "$REPO/train.py" "${COMMON_ARGS[@]}" --keep_step "$KEEP_STEP" --decay_step "$DECAY_STEP" \
+    --save_count "$SAVE_COUNT" "$@" $EXTRA_ARGS
+}
+
+test_py() {  # test_py ARGS...: test.py with the shared settings
+  # shellcheck disable=SC2086
+  logged "$PYTHON" "$REPO/test.py" "${COMMON_ARGS[@]}" "$@" $EXTRA_ARGS
+}

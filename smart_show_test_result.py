@@ -1,0 +1,158 @@
+"""Put the inputs and results of each test pair side by side, one PNG strip per pair.
+
+    python smart_show_test_result.py                       # every pair of data/test_pairs.txt
+    python smart_show_test_result.py --num 20              # the first 20
+    python smart_show_test_result.py --pairs 012578_0.jpg  # chosen persons
+
+For the pair `012578_0.jpg 014252_1.jpg` it writes result_simple/src_012578_dst_014252.png:
+seven 192x256 tiles (1344x256): cloth, cloth mask, model image, model parse (LIP colours),
+warped cloth, warped mask, try-on; and result_simple/index.html, a gallery of all strips.
+Pairs with missing or unreadable inputs are reported by name and skipped (exit code 1).
+"""
+import argparse
+import html
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from visualization import colorize_parse
+
+TILE = (192, 256)  # width, height
+COLUMNS = ["cloth", "cloth mask", "model image", "model parse", "warped cloth", "warped mask", "try-on"]
+
+
+def parse_options(argv=None):
+    parser = argparse.ArgumentParser(description="Side-by-side strips of CP-VTON test inputs and results.")
+    parser.add_argument("--dataroot", default="data", help="dataset root folder")
+    parser.add_argument("--datamode", default="test", help="dataset split the pairs come from")
+    parser.add_argument("--data_list", default="test_pairs.txt", help="pairs file, relative to --dataroot")
+    parser.add_argument("--result_dir", default="result", help="test.py's --result_dir")
+    parser.add_argument("--gmm_result", default=None,
+                        help="folder with warp-cloth/ and warp-mask/ "
+                             "(default <result_dir>/gmm_final.pth/<datamode>)")
+    parser.add_argument("--tom_result", default=None,
+                        help="folder with try-on/ (default <result_dir>/tom_final.pth/<datamode>)")
+    parser.add_argument("--out", default="result_simple", help="output folder for the strips and index.html")
+    parser.add_argument("--num", type=int, default=None, help="show only the first N pairs")
+    parser.add_argument("--pairs", nargs="+", metavar="NAME", default=None,
+                        help="show only these person images (e.g. 012578_0.jpg)")
+    opt = parser.parse_args(argv)
+    if opt.num is not None and opt.num < 0:
+        parser.error("--num must not be negative")
+    opt.gmm_result = opt.gmm_result or os.path.join(opt.result_dir, "gmm_final.pth", opt.datamode)
+    opt.tom_result = opt.tom_result or os.path.join(opt.result_dir, "tom_final.pth", opt.datamode)
+    return opt
+
+
+def read_pairs(path):
+    """[(person, cloth), ...] from a pairs file (blank lines skipped)."""
+    with open(path) as f:
+        rows = [line.split() for line in f]
+    bad = [i for i, fields in enumerate(rows, 1) if fields and len(fields) != 2]
+    if bad:
+        raise SystemExit(f"error: {path}: lines {bad[:5]} are not '<person image> <cloth image>'")
+    return [tuple(fields) for fields in rows if fields]
+
+
+def image_id(name):
+    """'012578_0.jpg' -> '012578'."""
+    return os.path.splitext(name)[0].rsplit("_", 1)[0]
+
+
+def strip_name(person, cloth):
+    """'012578_0.jpg', '014252_1.jpg' -> 'src_012578_dst_014252.png'."""
+    return f"src_{image_id(person)}_dst_{image_id(cloth)}.png"
+
+
+def tile_paths(opt, person, cloth):
+    """The file behind each column, in COLUMNS order."""
+    split = os.path.join(opt.dataroot, opt.datamode)
+    return [os.path.join(split, "cloth", cloth),
+            os.path.join(split, "cloth-mask", cloth),
+            os.path.join(split, "image", person),
+            os.path.join(split, "image-parse", os.path.splitext(person)[0] + ".png"),
+            os.path.join(opt.gmm_result, "warp-cloth", cloth),
+            os.path.join(opt.gmm_result, "warp-mask", cloth),
+            os.path.join(opt.tom_result, "try-on", person)]
+
+
+def load_tile(path, is_parse=False):
+    """One tile as a 192x256 RGB image; a label image (P or L mode) parse is coloured with the LIP palette."""
+    with Image.open(path) as image:
+        if is_parse and image.mode in ("P", "L"):
+            image = colorize_parse(np.array(image))
+        image = image.convert("RGB")
+        if image.size != TILE:
+            image = image.resize(TILE, Image.NEAREST if is_parse else Image.BILINEAR)
+        return image
+
+
+def make_strip(paths):
+    strip = Image.new("RGB", (TILE[0] * len(paths), TILE[1]))
+    for i, path in enumerate(paths):
+        strip.paste(load_tile(path, is_parse=COLUMNS[i] == "model parse"), (i * TILE[0], 0))
+    return strip
+
+
+def write_index(out_dir, shown, source):
+    """index.html: a table of the strips under one header row of column names (relative links)."""
+    header = "".join(f'<th style="width:{TILE[0]}px">{html.escape(c)}</th>' for c in COLUMNS)
+    rows = "\n".join(
+        f'<tr><td colspan="{len(COLUMNS)}">{html.escape(person)} + {html.escape(cloth)}<br>'
+        f'<img src="{html.escape(name)}" width="{TILE[0] * len(COLUMNS)}" height="{TILE[1]}" '
+        f'alt="{html.escape(name)}"></td></tr>'
+        for person, cloth, name in shown)
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>CP-VTON test results</title>
+<style>body {{ font-family: sans-serif; }} table {{ border-collapse: collapse; }}
+th {{ text-align: center; }} td {{ padding-bottom: 12px; }} img {{ display: block; }}</style></head>
+<body><h1>CP-VTON test results</h1><p>Pairs from {html.escape(source)}: {len(shown)}</p>
+<table><tr>{header}</tr>
+{rows}
+</table></body></html>
+"""
+    with open(os.path.join(out_dir, "index.html"), "w") as f:
+        f.write(page)
+
+
+def main(argv=None):
+    opt = parse_options(argv)
+    pairs_path = os.path.join(opt.dataroot, opt.data_list)
+    if not os.path.isfile(pairs_path):
+        raise SystemExit(f"error: pairs file not found: {pairs_path}")
+    pairs = read_pairs(pairs_path)
+    if opt.pairs:
+        unknown = sorted(set(opt.pairs) - {person for person, _ in pairs})
+        if unknown:
+            raise SystemExit(f"error: not in {pairs_path}: {', '.join(unknown)}")
+        pairs = [pair for pair in pairs if pair[0] in opt.pairs]
+    pairs = pairs[:opt.num]
+
+    os.makedirs(opt.out, exist_ok=True)
+    shown, skipped = [], []
+    for person, cloth in tqdm(pairs, desc="strips", unit="pair"):
+        paths = tile_paths(opt, person, cloth)
+        missing = [p for p in paths if not os.path.isfile(p)]
+        name = strip_name(person, cloth)
+        try:
+            if missing:
+                raise OSError("missing " + ", ".join(missing))
+            make_strip(paths).save(os.path.join(opt.out, name))
+        except OSError as e:  # missing or unreadable input (PIL's errors are OSErrors)
+            skipped.append(f"{person} {cloth}: {e}")
+            tqdm.write(f"skipped {person} {cloth}: {e}")
+            continue
+        shown.append((person, cloth, name))
+    write_index(opt.out, shown, pairs_path)
+    print(f"{len(shown)} strips and index.html in {opt.out}/")
+    if skipped:
+        print(f"{len(skipped)} of {len(pairs)} pairs skipped:\n  " + "\n  ".join(skipped), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Step 1: train the Geometric Matching Module -> checkpoints/gmm_train_new/gmm_final.pth
+# Settings: see scripts/common.sh (e.g. KEEP_STEP, DECAY_STEP, SAVE_COUNT, DEVICE, EXTRA_ARGS=--resume).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
+
+train_py --name gmm_train_new --stage GMM --shuffle

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Step 2: run the trained GMM on the test pairs -> result/gmm_final.pth/test/{warp-cloth,warp-mask}
+# Settings: see scripts/common.sh (DATA_LIST_TEST=test_pairs_same.txt tests on each person's own garment).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
+
+need checkpoints/gmm_train_new/gmm_final.pth "run step1 first"
+test_py --name gmm_traintest_new --stage GMM --datamode test --data_list "$DATA_LIST_TEST" \
+  --checkpoint checkpoints/gmm_train_new/gmm_final.pth

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Step 4: train the Try-On Module -> checkpoints/tom_train_new/tom_final.pth (needs step 3's data).
+# Settings: see scripts/common.sh (PERCEPTUAL=none trains without the VGG19 loss).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
+
+need "$DATAROOT/train/warp-cloth" "run step3 first"
+train_py --name tom_train_new --stage TOM --shuffle --perceptual "$PERCEPTUAL"

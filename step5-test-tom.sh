@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Step 5: run the trained TOM on the test pairs -> result/tom_final.pth/test/try-on
+# Then: python smart_show_test_result.py  (side-by-side strips in result_simple/)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
+
+need checkpoints/tom_train_new/tom_final.pth "run step4 first"
+need "$DATAROOT/test/warp-cloth" "run step3 first"
+test_py --name tom_test_new --stage TOM --datamode test --data_list "$DATA_LIST_TEST" \
+  --checkpoint checkpoints/tom_train_new/tom_final.pth
