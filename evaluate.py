@@ -1,0 +1,391 @@
+"""Score test.py outputs (ours or the original's) against the dataset: GMM warps and TOM try-ons.
+
+    python evaluate.py --dataroot data --datamode test --data_list test_pairs_same.txt
+    python evaluate.py --stage TOM --tom_result result/tom_final.pth/test
+
+Protocol (as in the CP-VTON+ paper's Table 1, whose CP-VTON row reads IoU 0.7898, SSIM 0.7798,
+LPIPS 0.1397, IS 2.78): IoU, SSIM and LPIPS on same-clothes pairs (test_pairs_same.txt, each
+person with her own garment, so the person image is the ground truth), IS on the unpaired
+test_pairs.txt. A list is "paired" when every line has the same id on both sides
+(000001_0.jpg 000001_1.jpg); on an unpaired list only reference-free figures are reported.
+
+GMM (paired): IoU between the warped cloth mask (warp-mask/<c_name> >= 128; test.py saves
+mask*2-1 mapped back to [0, 255]) and the person's garment region in the parse (cp_dataset's
+CLOTH_LABELS: upper-clothes, dress, coat); IoU of two empty masks counts as 1. SSIM between
+the warped cloth (warp-cloth/<c_name>) and parse_cloth, i.e. the person's pixels inside the
+garment region and white (255) elsewhere. The same two figures for the identity warp (the
+unwarped in-shop cloth and cloth-mask) are the baseline: a useful GMM beats it.
+
+TOM (paired): SSIM, PSNR and L1 between the try-on (try-on/<im_name>) and the person image,
+and LPIPS (AlexNet trunk, lpips v0.1 linear layers) when torchvision's ImageNet AlexNet
+weights are already on disk. Unpaired: the count, and IS when torchvision's Inception-v3
+weights are on disk. Nothing is ever downloaded; a missing weight file is reported as skipped.
+
+Metric settings: all images are read as uint8 RGB (masks as L), 256x192. SSIM is
+skimage.metrics.structural_similarity with gaussian_weights=True, sigma=1.5 (an 11x11 window,
+as MATLAB's ssim), K1=0.01, K2=0.03, use_sample_covariance=False, data_range=255, computed on
+RGB with channel_axis (the mean of the three per-channel SSIMs; skimage drops the 5-pixel
+border where the window does not fit, MATLAB pads instead). PSNR is
+skimage.metrics.peak_signal_noise_ratio with data_range=255 over all RGB values; identical
+images have PSNR inf, counted as 100 dB in means (the highest PSNR two different 256x192 RGB
+uint8 images can have is 99.8 dB). L1 is the mean absolute difference in [0, 1] units. LPIPS
+is lpips.LPIPS(net='alex', version='0.1') on RGB in [-1, 1]. IS follows the common PyTorch
+port (inception-score-pytorch): torchvision Inception-v3 with transform_input=False on RGB in
+[-1, 1] bilinearly resized to 299x299, softmax over the 1000 classes, exp(mean KL(p(y|x) ||
+p(y))) per split, mean and std over --is_splits splits. Means and stds are over images
+(std with ddof=0).
+
+Output: a table per result folder, and <result folder>/metrics.json (e.g.
+result/gmm_final.pth/test/metrics.json) holding {stage: {data_list: {count, paired, metrics:
+{name: {mean, std}}, baseline (GMM), skipped: {name: reason}, result, settings}}}; entries for
+other stages or lists are kept. It holds no inf/NaN (JSON has none): non-finite numbers are
+written as null. test.py names its outputs by cloth (GMM) or person (TOM) only, so the result
+folder holds the outputs of the last --data_list it ran: score with that same list.
+"""
+import argparse
+import glob
+import json
+import math
+import os.path as osp
+import sys
+import warnings
+
+import lpips
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from torchvision.models import AlexNet_Weights, Inception_V3_Weights, inception_v3
+from tqdm import tqdm
+
+from cp_dataset import CLOTH_LABELS, CPDataset, read_image, read_parse
+from networks import pick_device
+
+PSNR_CAP = 100.0  # dB used for identical images (true PSNR inf) when averaging
+MASK_THRESHOLD = 128
+MAX_LISTED = 5  # missing result files named in an error before "... and N more"
+# CP-VTON row of the CP-VTON+ paper's Table 1, printed beside our figures.
+PAPER = {('GMM', 'iou'): 0.7898, ('TOM', 'ssim'): 0.7798, ('TOM', 'lpips'): 0.1397, ('TOM', 'is'): 2.78}
+LABELS = {'iou': 'IoU', 'ssim': 'SSIM', 'psnr': 'PSNR dB', 'l1': 'L1', 'lpips': 'LPIPS', 'is': 'IS'}
+# File names torchvision gives these weights in the torch hub cache (<hub>/checkpoints/).
+ALEXNET_FILE = osp.basename(AlexNet_Weights.IMAGENET1K_V1.url)
+INCEPTION_FILE = osp.basename(Inception_V3_Weights.IMAGENET1K_V1.url)
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics on single images
+
+def mask_iou(pred, target):
+    """Intersection over union of two boolean masks; two empty masks agree perfectly (1.0)."""
+    pred, target = np.asarray(pred, bool), np.asarray(target, bool)
+    union = np.logical_or(pred, target).sum()
+    return 1.0 if union == 0 else float(np.logical_and(pred, target).sum() / union)
+
+
+def ssim(a, b):
+    """MATLAB-style SSIM of two uint8 images (H, W) or (H, W, 3); RGB is the per-channel mean."""
+    return float(structural_similarity(
+        np.asarray(a, np.float64), np.asarray(b, np.float64), data_range=255, gaussian_weights=True,
+        sigma=1.5, use_sample_covariance=False, channel_axis=2 if np.ndim(a) == 3 else None))
+
+
+def psnr(a, b):
+    """PSNR in dB of two uint8 images (data range 255); inf when they are identical."""
+    a, b = np.asarray(a), np.asarray(b)
+    if np.array_equal(a, b):
+        return math.inf
+    return float(peak_signal_noise_ratio(a, b, data_range=255))
+
+
+def l1(a, b):
+    """Mean absolute difference of two uint8 images in [0, 1] units."""
+    return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).mean() / 255)
+
+
+def inception_score(probs, splits=10):
+    """IS from class probabilities [N, classes]: exp(mean KL(p(y|x) || p(y))) per split -> (mean, std)."""
+    probs = np.asarray(probs, np.float64)
+    scores = []
+    for part in np.array_split(probs, min(splits, len(probs))):
+        p_y = part.mean(axis=0, keepdims=True)
+        kl = (part * (np.log(part + 1e-12) - np.log(p_y + 1e-12))).sum(axis=1)
+        scores.append(math.exp(kl.mean()))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def summary(values):
+    """{'mean', 'std'} over images (ddof=0)."""
+    return {'mean': float(np.mean(values)), 'std': float(np.std(values))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Pretrained networks, only from files already on disk
+
+def hub_file(name):
+    """Where torchvision keeps a downloaded weight file (the torch hub cache)."""
+    return osp.join(torch.hub.get_dir(), 'checkpoints', name)
+
+
+def load_lpips(path, device):
+    """lpips AlexNet model with the ImageNet trunk read from `path` -> (model, None) or (None, reason)."""
+    if not osp.isfile(path):
+        return None, (f'LPIPS skipped: AlexNet weights not found at {path}; put torchvision\'s '
+                      f'{ALEXNET_FILE} there or pass --alexnet_weights PATH')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # torchvision's deprecation of pretrained=...
+        model = lpips.LPIPS(net='alex', version='0.1', pnet_rand=True, verbose=False)  # no download
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    features = {k[len('features.'):]: v for k, v in state.items() if k.startswith('features.')}
+    # lpips splits torchvision's alexnet().features into slices, keeping each layer's index as its name.
+    layers = {name: layer for piece in model.net.children() for name, layer in piece.named_children()}
+    expected = {f'{name}.{p}' for name, layer in layers.items() for p, _ in layer.named_parameters()}
+    if set(features) != expected:
+        raise ValueError(f'{path}: not torchvision AlexNet weights (features.* keys do not match)')
+    for key, value in features.items():
+        index, param = key.split('.')
+        getattr(layers[index], param).data.copy_(value)
+    return model.to(device).eval(), None
+
+
+def load_inception(path, device):
+    """torchvision Inception-v3 read from `path` -> (model, None) or (None, reason)."""
+    if not osp.isfile(path):
+        return None, (f'IS skipped: Inception weights not found at {path}; put torchvision\'s '
+                      f'{INCEPTION_FILE} there or pass --inception_weights PATH')
+    model = inception_v3(weights=None, aux_logits=True, transform_input=False, init_weights=False)
+    model.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))
+    return model.to(device).eval(), None
+
+
+def to_input(image, device):
+    """uint8 HWC RGB -> float [1, 3, H, W] in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().to(device) / 127.5 - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation of one result folder
+
+def pair_list(args):
+    """The dataset's pairs (via CPDataset, which checks the listed inputs exist) -> CPDataset."""
+    opt = argparse.Namespace(dataroot=args.dataroot, datamode=args.datamode, stage='GMM',
+                             data_list=args.data_list, fine_height=args.fine_height,
+                             fine_width=args.fine_width, radius=5)
+    return CPDataset(opt)
+
+
+def is_paired(dataset):
+    """True when every pair is a person with her own garment (same id before the last '_')."""
+    return all(im.rsplit('_', 1)[0] == c.rsplit('_', 1)[0] for im, c in zip(dataset.im_names, dataset.c_names))
+
+
+def check_results(folder, subdirs, names, stage):
+    """Raise FileNotFoundError naming the missing result files (and how to make them)."""
+    hint = (f'run test.py first (python test.py --stage {stage} --datamode <datamode> '
+            '--data_list <data_list> --checkpoint <checkpoint>) or point --gmm_result/--tom_result at them')
+    missing = [osp.join(folder, sub, n) for sub in subdirs for n in dict.fromkeys(names)
+               if not osp.isfile(osp.join(folder, sub, n))]
+    if missing:
+        listed = '\n  '.join(missing[:MAX_LISTED])
+        more = f'\n  ... and {len(missing) - MAX_LISTED} more' if len(missing) > MAX_LISTED else ''
+        raise FileNotFoundError(f'{len(missing)} {stage} result files are missing:\n  {listed}{more}\n{hint}')
+
+
+def evaluate_gmm(dataset, folder, paired=True):
+    """GMM figures for the warps in folder/{warp-cloth,warp-mask}, plus the identity-warp baseline."""
+    check_results(folder, ('warp-cloth', 'warp-mask'), dataset.c_names, 'GMM')
+    out = {'stage': 'GMM', 'count': len(dataset), 'paired': paired, 'metrics': {}, 'baseline': {}, 'skipped': {}}
+    if not paired:
+        out['skipped']['iou/ssim'] = ('IoU/SSIM skipped: they need a paired list (a person with her own '
+                                      'garment, e.g. test_pairs_same.txt)')
+        return out
+    size = (dataset.fine_width, dataset.fine_height)
+    values = {k: [] for k in ('iou', 'ssim', 'base_iou', 'base_ssim')}
+    root = dataset.data_path
+    for im_name, c_name in tqdm(list(zip(dataset.im_names, dataset.c_names)), desc='GMM', leave=False):
+        region = np.isin(read_parse(osp.join(root, 'image-parse', im_name.replace('.jpg', '.png')), size),
+                         CLOTH_LABELS)
+        person = np.array(read_image(osp.join(root, 'image', im_name), size, 'RGB'))
+        parse_cloth = np.where(region[..., None], person, np.uint8(255))
+        for prefix, cloth_dir, mask_dir in (('', osp.join(folder, 'warp-cloth'), osp.join(folder, 'warp-mask')),
+                                            ('base_', osp.join(root, 'cloth'), osp.join(root, 'cloth-mask'))):
+            cloth = np.array(read_image(osp.join(cloth_dir, c_name), size, 'RGB'))
+            mask = np.array(read_image(osp.join(mask_dir, c_name), size, 'L')) >= MASK_THRESHOLD
+            values[prefix + 'iou'].append(mask_iou(mask, region))
+            values[prefix + 'ssim'].append(ssim(cloth, parse_cloth))
+    for key in ('iou', 'ssim'):
+        out['metrics'][key] = summary(values[key])
+        out['baseline'][key] = summary(values['base_' + key])
+    return out
+
+
+def evaluate_tom(dataset, folder, paired=True, alexnet_weights=None, inception_weights=None,
+                 is_splits=10, device='cpu'):
+    """TOM figures for the try-ons in folder/try-on: reconstruction metrics, or IS when unpaired."""
+    check_results(folder, ('try-on',), dataset.im_names, 'TOM')
+    out = {'stage': 'TOM', 'count': len(dataset), 'paired': paired, 'metrics': {}, 'skipped': {}}
+    device = torch.device(device)
+    if paired:
+        net, reason = load_lpips(alexnet_weights or hub_file(ALEXNET_FILE), device)
+        name = 'lpips'
+    else:
+        net, reason = load_inception(inception_weights or hub_file(INCEPTION_FILE), device)
+        name = 'is'
+        out['skipped']['ssim/psnr/l1/lpips'] = 'reference metrics skipped: the list is unpaired (no ground truth)'
+    if reason:
+        out['skipped'][name] = reason
+    size = (dataset.fine_width, dataset.fine_height)
+    values = {k: [] for k in ('ssim', 'psnr', 'l1', 'lpips', 'probs')}
+    names = list(dict.fromkeys(dataset.im_names)) if paired or net is not None else []
+    with torch.no_grad():
+        for im_name in tqdm(names, desc='TOM', leave=False):
+            tryon = np.array(read_image(osp.join(folder, 'try-on', im_name), size, 'RGB'))
+            if not paired:
+                if net is not None:
+                    x = F.interpolate(to_input(tryon, device), size=(299, 299), mode='bilinear', align_corners=False)
+                    values['probs'].append(F.softmax(net(x), dim=1)[0].cpu().numpy())
+                continue
+            person = np.array(read_image(osp.join(dataset.data_path, 'image', im_name), size, 'RGB'))
+            values['ssim'].append(ssim(tryon, person))
+            values['psnr'].append(min(psnr(tryon, person), PSNR_CAP))
+            values['l1'].append(l1(tryon, person))
+            if net is not None:
+                values['lpips'].append(net(to_input(tryon, device), to_input(person, device)).item())
+    for key in ('ssim', 'psnr', 'l1', 'lpips'):
+        if values[key]:
+            out['metrics'][key] = summary(values[key])
+    if values['probs']:
+        mean, std = inception_score(values['probs'], is_splits)
+        out['metrics']['is'] = {'mean': mean, 'std': std}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Reporting
+
+def finite(obj):
+    """Copy of a JSON-able structure with inf/NaN replaced by None (JSON has no inf)."""
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_metrics(folder, result):
+    """Merge result into folder/metrics.json as [stage][data_list] (other entries are kept)."""
+    path = osp.join(folder, 'metrics.json')
+    merged = {}
+    if osp.isfile(path):
+        with open(path) as f:
+            merged = json.load(f)
+    merged.setdefault(result['stage'], {})[result['settings']['data_list']] = finite(result)
+    with open(path, 'w') as f:
+        json.dump(merged, f, indent=2, allow_nan=False)
+    return path
+
+
+def format_table(result):
+    """A plain-text table of one stage's figures: ours, the identity-warp baseline, the paper."""
+    def cell(stats):
+        return f"{stats['mean']:.4f} ± {stats['std']:.4f}" if stats else ''
+
+    stage, baseline = result['stage'], result.get('baseline', {})
+    kind = 'paired' if result['paired'] else 'unpaired'
+    lines = [f"{stage}  {result['result']}  ({result['count']} pairs, {kind} list {result['settings']['data_list']})",
+             f"  {'metric':<8}{'ours':>20}{'identity warp' if baseline else '':>20}{'CP-VTON (paper)':>18}"]
+    for key, stats in result['metrics'].items():
+        paper = PAPER.get((stage, key))
+        lines.append(f"  {LABELS[key]:<8}{cell(stats):>20}{cell(baseline.get(key)):>20}"
+                     f"{'-' if paper is None else f'{paper:.4f}':>18}")
+    lines += [f'  {reason}' for reason in result['skipped'].values()]
+    return '\n'.join(lines)
+
+
+def find_results(args):
+    """[(stage, folder)] to evaluate: the given --gmm_result/--tom_result, else every
+    result_dir/*/datamode (and result_dir/datamode) holding warp-cloth/ (GMM) or try-on/ (TOM)."""
+    given = {'GMM': args.gmm_result, 'TOM': args.tom_result}
+    stages = ['GMM', 'TOM'] if args.stage == 'auto' else [args.stage]
+    if any(given.values()):
+        stages = [s for s in stages if given[s]]
+        if not stages:
+            raise FileNotFoundError(f'--stage {args.stage} but only --{"tom" if args.gmm_result is None else "gmm"}'
+                                    '_result was given')
+        for stage in stages:
+            if not osp.isdir(given[stage]):
+                raise FileNotFoundError(f'{given[stage]}: result folder not found; run test.py first')
+        return [(s, given[s]) for s in stages]
+    candidates = [osp.join(args.result_dir, args.datamode)]
+    candidates += sorted(glob.glob(osp.join(args.result_dir, '*', args.datamode)))
+    subdir = {'GMM': 'warp-cloth', 'TOM': 'try-on'}
+    found = [(s, d) for s in stages for d in candidates if osp.isdir(osp.join(d, subdir[s]))]
+    if not found:
+        wanted = ' or '.join(osp.join(args.result_dir, '<checkpoint>', args.datamode, subdir[s]) for s in stages)
+        raise FileNotFoundError(f'no results found: expected {wanted}; run test.py first '
+                                f'(with --datamode {args.datamode} --data_list {args.data_list}) '
+                                'or pass --gmm_result/--tom_result')
+    return found
+
+
+def get_options(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--stage', default='auto', choices=['auto', 'GMM', 'TOM'],
+                        help='which results to score; auto scores every GMM and TOM result folder found (default: %(default)s)')
+    parser.add_argument('--dataroot', default='data', help='dataset root (holds the pairs lists) (default: %(default)s)')
+    parser.add_argument('--datamode', default='test', help='dataset split folder under --dataroot (default: %(default)s)')
+    parser.add_argument('--data_list', default='test_pairs_same.txt',
+                        help='pairs list relative to --dataroot; paired (same id) -> reference metrics, '
+                        'unpaired -> count and IS only (default: %(default)s)')
+    parser.add_argument('--result_dir', default='result',
+                        help='test.py --result_dir; searched as <result_dir>/<checkpoint>/<datamode>/ (default: %(default)s)')
+    parser.add_argument('--gmm_result', default=None,
+                        help='folder holding warp-cloth/ and warp-mask/ (overrides the search)')
+    parser.add_argument('--tom_result', default=None, help='folder holding try-on/ (overrides the search)')
+    parser.add_argument('--fine_width', type=int, default=192, help='image width (default: %(default)s)')
+    parser.add_argument('--fine_height', type=int, default=256, help='image height (default: %(default)s)')
+    parser.add_argument('--alexnet_weights', default=None,
+                        help=f'torchvision AlexNet ImageNet weights for LPIPS (default: the torch hub '
+                        f'cache, <hub>/checkpoints/{ALEXNET_FILE}); never downloaded')
+    parser.add_argument('--inception_weights', default=None,
+                        help=f'torchvision Inception-v3 weights for IS (default: <hub>/checkpoints/'
+                        f'{INCEPTION_FILE}); never downloaded')
+    parser.add_argument('--is_splits', type=int, default=10, help='number of splits for the IS mean/std (default: %(default)s)')
+    parser.add_argument('--device', default='auto', help='auto (cuda if available), cpu, cuda or cuda:N (default: %(default)s)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    """Evaluate, print a table per result folder, write metrics.json there -> {folder: {stage: result}}."""
+    args = get_options(argv)
+    device = pick_device(args.device)
+    jobs = find_results(args)
+    dataset = pair_list(args)
+    paired = is_paired(dataset)
+    settings = {k: getattr(args, k) for k in ('dataroot', 'datamode', 'data_list', 'fine_width', 'fine_height')}
+    settings.update(ssim='skimage structural_similarity: RGB channel_axis, gaussian_weights, sigma 1.5, '
+                    'K1 0.01, K2 0.03, use_sample_covariance False, data_range 255',
+                    psnr=f'skimage peak_signal_noise_ratio, data_range 255, identical images -> {PSNR_CAP} dB',
+                    l1='mean absolute difference in [0, 1]', mask_threshold=MASK_THRESHOLD,
+                    cloth_labels=list(CLOTH_LABELS), is_splits=args.is_splits, device=str(device))
+    results = {}
+    for stage, folder in jobs:
+        if stage == 'GMM':
+            result = evaluate_gmm(dataset, folder, paired)
+        else:
+            result = evaluate_tom(dataset, folder, paired, args.alexnet_weights, args.inception_weights,
+                                  args.is_splits, device)
+        result.update(result=folder, settings=settings)
+        path = write_metrics(folder, result)
+        print(format_table(result))
+        print(f'  -> {path}')
+        results.setdefault(folder, {})[stage] = result
+    return results
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as err:  # cp_dataset.DatasetError and a bad --device are ValueErrors
+        sys.exit(f'evaluate.py: error: {err}')
