@@ -1,0 +1,163 @@
+"""Try one garment on one person: GMM warps the cloth, TOM renders the try-on.
+
+    python tryon.py --person image.jpg --parse parse.png --pose keypoints.json \\
+        --cloth cloth.jpg --cloth-mask mask.jpg --out out.png [--strip strip.png]
+
+The inputs are a person photo with its LIP human parse (label PNG, ids 0-19) and OpenPose
+keypoints (JSON, COCO-18 or BODY_25), and an in-shop garment photo with its mask, all already
+192x256 (prepare_data.py fits photos of other sizes, parse and keypoints included). They are
+read with cp_dataset's readers, so a bad file gives the dataset's message (exit status 2).
+The final checkpoints of the step scripts are used unless --gmm_checkpoint / --tom_checkpoint.
+
+Same result as test.py. In the pipeline the GMM test saves the warped cloth and the warped
+mask (as 2m-1) as JPEG (quality 75, values truncated to uint8), step 3 copies them into the
+dataset and the TOM dataset reads them back (the mask re-thresholded at 128): the TOM is
+trained and tested on JPEG-round-tripped warps. This script does the same round trip in
+memory, encoding with visualization.tensor_to_image (what test.py's save_images uses) and
+decoding with the dataset's readers, and builds both stages' inputs with
+cp_dataset.item_tensors, as CPDataset does. So for a pair of a dataset the try-on equals
+test.py's (with --out *.jpg, byte for byte, as both save through save_images) when test.py
+runs batches of one: a batched GMM convolution can differ in the last float bit, which the
+uint8 truncation and the JPEG round trip can turn into differences of a few levels.
+"""
+import argparse
+import io
+import os
+import sys
+
+import torch
+from PIL import Image
+
+import cp_dataset
+import networks
+from options import test_options
+from smart_show_test_result import make_strip
+from test import result_images
+from train import FORWARD, to_device
+from visualization import save_images, tensor_to_image
+
+MODEL_OPT = test_options(["--checkpoint", ""])  # test.py's defaults: 192x256, radius 5, grid_size 5
+SIZE = (MODEL_OPT.fine_width, MODEL_OPT.fine_height)
+CHECKPOINTS = {"GMM": "checkpoints/gmm_train_new/gmm_final.pth",  # what the step scripts write
+               "TOM": "checkpoints/tom_train_new/tom_final.pth"}
+# pair_readers key -> the command-line option naming that file
+INPUTS = {"cloth": "cloth", "cloth_mask": "cloth_mask", "image": "person", "parse": "parse", "pose": "pose"}
+CHECKPOINT_HINT = ("train the models (step1-train-gmm.sh ... step4-train-tom.sh) or download the released "
+                   "checkpoints with `python data_download.py --checkpoints`")
+SIZE_HINT = (f"tryon.py takes {SIZE[0]}x{SIZE[1]} inputs: fit your photos, parse and keypoints with "
+             "prepare_data.py (`python prepare_data.py --help`), then use the files it writes")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description="CP-VTON try-on of one person with one garment "
+                                                 "(GMM then TOM). Every input must be 192x256.")
+    parser.add_argument("--person", required=True, metavar="PATH", help="person photo, 192x256 RGB")
+    parser.add_argument("--parse", required=True, metavar="PATH",
+                        help="the person's LIP human parse: label PNG (mode P or L, ids 0-19), 192x256")
+    parser.add_argument("--pose", required=True, metavar="PATH",
+                        help="the person's OpenPose keypoints JSON (COCO-18 or BODY_25, in 192x256 pixels)")
+    parser.add_argument("--cloth", required=True, metavar="PATH", help="in-shop garment photo, 192x256 RGB")
+    parser.add_argument("--cloth-mask", required=True, metavar="PATH",
+                        help="garment mask, 192x256 grayscale (pixels >= 128 are garment)")
+    parser.add_argument("--out", metavar="PATH", default="tryon.png",
+                        help="try-on image to write; format from the extension, .jpg = JPEG quality 75 "
+                             "like test.py (default: tryon.png)")
+    parser.add_argument("--strip", default=None, metavar="PATH",
+                        help="also write a 1344x256 strip: cloth, cloth mask, person, parse (LIP colours), "
+                             "warped cloth, warped mask, try-on")
+    parser.add_argument("--gmm_checkpoint", metavar="PATH", default=CHECKPOINTS["GMM"],
+                        help="GMM weights (default: %(default)s)")
+    parser.add_argument("--tom_checkpoint", metavar="PATH", default=CHECKPOINTS["TOM"],
+                        help="TOM weights (default: %(default)s)")
+    parser.add_argument("--device", default="auto",
+                        help="auto | cpu | cuda | cuda:N; auto = CUDA if available")
+    return parser
+
+
+def parse_options(argv=None):
+    parser = build_parser()
+    opt = parser.parse_args(argv)
+    for flag in ("out", "strip"):
+        path = getattr(opt, flag)
+        if path is not None and os.path.splitext(path)[1].lower() not in Image.registered_extensions():
+            parser.error(f"--{flag} {path}: unknown image file extension (use e.g. .png or .jpg)")
+    return opt
+
+
+def jpeg_round_trip(tensor, mode):
+    """A result tensor saved as test.py saves a .jpg, then read back as the TOM dataset reads it:
+    (the JPEG bytes, the decoded image)."""
+    buffer = io.BytesIO()
+    tensor_to_image(tensor).save(buffer, format="JPEG")
+    return buffer.getvalue(), cp_dataset.read_image(io.BytesIO(buffer.getvalue()), SIZE, mode)
+
+
+def try_on(gmm, tom, files, names, device):
+    """GMM then TOM on one pair's files (as pair_readers returns them) ->
+    (try-on tensor [3, H, W], {'warp-cloth'/'warp-mask': JPEG bytes})."""
+    def batch(item):  # a batch of one, as test.py's DataLoader gives it
+        return to_device({key: value[None] for key, value in item.items()}, device) | names
+
+    inputs = batch(cp_dataset.item_tensors(**files, radius=MODEL_OPT.radius)
+                   | {"grid_image": cp_dataset.grid_tensor(SIZE[1], SIZE[0])})
+    warps = result_images("GMM", inputs, FORWARD["GMM"](gmm, inputs))
+    (cloth_jpeg, cloth), (mask_jpeg, mask) = (jpeg_round_trip(warps[folder][0][0], mode)
+                                              for folder, mode in (("warp-cloth", "RGB"), ("warp-mask", "L")))
+    warped = files | {"cloth": cloth, "cloth_mask": mask}  # what the TOM dataset reads from warp-*/
+    inputs = batch(cp_dataset.item_tensors(**warped, radius=MODEL_OPT.radius))
+    images, _names = result_images("TOM", inputs, FORWARD["TOM"](tom, inputs))["try-on"]
+    return images[0], {"warp-cloth": cloth_jpeg, "warp-mask": mask_jpeg}
+
+
+def load_model(stage, path, device):
+    model = networks.build_model(stage, MODEL_OPT)
+    networks.load_checkpoint(model, path, stage=stage)
+    return model.to(device).eval()
+
+
+def fail(message):
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv=None):
+    """Returns the exit status: 0, or 2 after printing what is wrong with an input or checkpoint."""
+    opt = parse_options(argv)
+    readers = cp_dataset.pair_readers(SIZE)
+    try:
+        files = {key: readers[key](getattr(opt, option)) for key, option in INPUTS.items()}
+    except cp_dataset.ImageSizeError as e:
+        return fail(f"{e}\n{SIZE_HINT}")
+    except cp_dataset.DatasetError as e:
+        return fail(e)
+    paths = {"GMM": opt.gmm_checkpoint, "TOM": opt.tom_checkpoint}
+    missing = [f"{stage} checkpoint not found: {path} (--{stage.lower()}_checkpoint)"
+               for stage, path in paths.items() if not os.path.isfile(path)]
+    if missing:
+        return fail("\n".join(missing + [CHECKPOINT_HINT]))
+    try:
+        device = networks.pick_device(opt.device)
+    except ValueError as e:
+        return fail(e)
+    try:
+        gmm, tom = (load_model(stage, path, device) for stage, path in paths.items())
+    except networks.CheckpointError as e:
+        return fail(e)
+
+    names = {"c_name": [os.path.basename(opt.cloth)], "im_name": [os.path.basename(opt.person)]}
+    with torch.inference_mode():
+        p_tryon, warps = try_on(gmm, tom, files, names, device)
+    save_images([p_tryon], [os.path.basename(opt.out)], os.path.dirname(opt.out) or ".")
+    print(f"try-on: {opt.out}")
+    if opt.strip:
+        os.makedirs(os.path.dirname(opt.strip) or ".", exist_ok=True)
+        # make_strip opens each tile with PIL, which reads the in-memory warps like files.
+        tiles = [opt.cloth, opt.cloth_mask, opt.person, opt.parse,
+                 io.BytesIO(warps["warp-cloth"]), io.BytesIO(warps["warp-mask"]), opt.out]
+        make_strip(tiles).save(opt.strip)
+        print(f"strip: {opt.strip}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
