@@ -1,0 +1,525 @@
+"""Get data for CP-VTON: the real VITON dataset, the procedural sample set, or the checkpoints.
+
+    python data_download.py                 # VITON (viton_resize.tar.gz from Google Drive) -> data/
+    python data_download.py --sample        # procedural sample set, seconds, no network -> data/
+    python data_download.py --checkpoints   # published GMM / TOM checkpoints -> checkpoints/
+
+The real dataset arrives as `viton_resize.tar.gz` (`viton_resize/train`, `viton_resize/test`)
+and is laid out as `data/train`, `data/test`. Then come the pairs files: `train_pairs.txt`
+(same-id pairs of the train split, made from the files), `test_pairs.txt` (the original
+unpaired test list, fetched from the original repository) and `test_pairs_same.txt`
+(same-id pairs of the test split, for paired evaluation).
+
+Safe to rerun. Downloads go to a partial file that gdown resumes (or restarts, if the server
+cannot resume) and that is renamed only when complete. Archives are extracted into a
+temporary folder next to the target and moved into place only when complete; members that
+would land outside it (absolute paths, `..`, links, devices) are refused. Finished steps are
+skipped unless --force. Files this script did not write are never deleted: existing data
+in the way is refused, or with --force renamed to `<name>.old`.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import stat
+import sys
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+import sample_data
+
+DATA_URL = 'https://drive.google.com/uc?id=1MxCUvKxejnwWnoZ-KoCyMCXo3TLhRuTo'
+PAIRS_URL = 'https://raw.githubusercontent.com/sergeywong/cp-vton/master/data/test_pairs.txt'
+CHECKPOINTS_URL = 'https://drive.google.com/uc?id=18ncLRuKLFtGKabaco9Bur1wCTVQjvAI1'
+ARCHIVE = 'viton_resize.tar.gz'
+DATA_MARKER = '.viton_resize'  # JSON: what the real-data download created in the dataroot
+SPLITS = ('train', 'test')
+PAIRS_FILES = ('train_pairs.txt', 'test_pairs.txt', 'test_pairs_same.txt')
+CHECKPOINTS = {'GMM': ('gmm_train_new', 'gmm_final.pth'), 'TOM': ('tom_train_new', 'tom_final.pth')}
+CHECKPOINTS_ADVICE = ('Or download them in a browser (the zip or the folder) and pass its path: '
+                      '--checkpoints-url PATH.')
+TIMEOUT = (5, 60)  # seconds: connect (short, so being offline fails fast), then between bytes
+SAMPLE_HINT = ('To try CP-VTON without the real data, run `python data_download.py --sample`, '
+               'which writes a small procedural dataset in the same layout in seconds.')
+
+
+class DownloadFailed(RuntimeError):
+    """A download, an archive or a placement failed; the message says what and what to do."""
+
+    def __init__(self, message, cause=None):
+        super().__init__(message)
+        self.cause = cause
+
+
+class UnsafeArchive(DownloadFailed):
+    """An archive member would land outside the target folder (or is a link or a device)."""
+
+
+# ----------------------------------------------------------------------------------------
+# Downloading
+
+def _as_url(source):
+    """A Google Drive file id becomes its download URL; URLs pass through."""
+    return f'https://drive.google.com/uc?id={source}' if re.fullmatch(r'[-\w]{25,}', source) else source
+
+
+def _reason(err):
+    """The useful part of a requests / gdown error, on one line."""
+    text = ' '.join(str(err).split()) or type(err).__name__
+    return text if len(text) < 300 else text[:300] + '...'
+
+
+def fetch(source, dest, what, advice='', quiet=False):
+    """Download `source` (URL or Google Drive id) to `dest` with gdown; the one download function.
+
+    Bytes go to `<dest>XXXXXXXX.part` next to `dest`, which gdown renames when complete; an
+    interrupted download resumes from it, and is restarted if the server cannot resume.
+    Raises DownloadFailed naming `what`, the URL and the reason, followed by `advice`.
+    """
+    import gdown
+    import requests
+
+    url, dest = _as_url(source), Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    parts = sorted(dest.parent.glob(f'{dest.name}????????.part'), key=lambda p: p.stat().st_size)
+    for stale in parts[:-1]:  # gdown resumes from one partial file: keep the longest
+        stale.unlink()
+    for attempt in range(2):
+        try:
+            gdown.download(url, str(dest), quiet=quiet, resume=True, timeout=TIMEOUT)
+            return dest
+        except gdown.exceptions.DownloadError as err:
+            if attempt == 0 and 'byte range' in str(err):  # cannot resume: start again
+                for part in dest.parent.glob(f'{dest.name}????????.part'):
+                    part.unlink()
+                print(f'{url} cannot resume the partial download; starting again', file=sys.stderr)
+                continue
+            failure = err
+        except (requests.RequestException, gdown.exceptions.FileURLRetrievalError, OSError) as err:
+            failure = err
+        raise DownloadFailed(
+            f'Could not download {what} from {url}: {_reason(failure)}. Check the network '
+            'connection; Google Drive also refuses much-requested files for a while, so try again '
+            f'later. {advice}'.strip(), failure) from failure
+
+
+# ----------------------------------------------------------------------------------------
+# Extracting safely
+
+def _members(archive):
+    """(name, kind, open) for each member of a tar (any compression) or zip archive, in order."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                mode = info.external_attr >> 16
+                kind = 'link' if stat.S_ISLNK(mode) else 'dir' if info.is_dir() else 'file'
+                yield info.filename, kind, lambda info=info: zf.open(info)
+        return
+    with tarfile.open(archive, 'r:*') as tar:
+        for member in tar:  # streamed: a damaged archive fails here, part way
+            kind = ('dir' if member.isdir() else 'file' if member.isfile() else
+                    'link' if member.issym() or member.islnk() else 'device or special file')
+            yield member.name, kind, lambda member=member: tar.extractfile(member)
+
+
+def _unsafe(name, kind, root):
+    """Why member `name` must not be extracted into `root`, or None if it is fine."""
+    if kind == 'link':
+        return 'it is a link'
+    if kind not in ('file', 'dir'):
+        return f'it is a {kind}'
+    path = PurePosixPath(name.replace('\\', '/'))
+    if path.is_absolute() or re.match(r'[A-Za-z]:', name):
+        return 'it has an absolute path'
+    if '..' in path.parts:
+        return "its path contains '..'"
+    if not (root / path).resolve().is_relative_to(root):
+        return 'it would land outside the target folder'
+    return None
+
+
+def safe_extract(archive, dest):
+    """Extract a .tar(.gz) or .zip into `dest`, refusing any member that would land outside it.
+
+    Raises UnsafeArchive naming the member, or DownloadFailed if the archive is damaged.
+    Members already written stay in `dest`: extract into a temporary folder.
+    """
+    root = Path(dest).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        for name, kind, open_member in _members(archive):
+            reason = _unsafe(name, kind, root)
+            if reason:
+                raise UnsafeArchive(f'{archive}: refusing archive member {name!r} ({reason})')
+            target = root / name
+            if kind == 'dir':
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open_member() as src, open(target, 'wb') as out:
+                shutil.copyfileobj(src, out)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+        raise DownloadFailed(f'{archive} is damaged or incomplete ({_reason(err)})', err) from err
+
+
+# ----------------------------------------------------------------------------------------
+# Helpers for files in the way
+
+def _set_aside(path):
+    """Rename `path` to `<path>.old` (or .old2, .old3, ...) and say so; never deletes."""
+    new = path.with_name(path.name + '.old')
+    number = 1
+    while new.exists() or new.is_symlink():
+        number += 1
+        new = path.with_name(f'{path.name}.old{number}')
+    path.rename(new)
+    print(f'moved {path} aside to {new}')
+    return new
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path, value):
+    tmp = Path(f'{path}.tmp')
+    tmp.write_text(json.dumps(value, indent=1))
+    os.replace(tmp, path)
+
+
+def _same_id_pairs(split_dir):
+    """'N_0.jpg N_1.jpg' lines for every person whose own garment is in the split."""
+    people = sorted(p.name for p in (split_dir / 'image').glob('*_0.jpg'))
+    return [f'{p} {p[:-6]}_1.jpg\n' for p in people if (split_dir / 'cloth' / f'{p[:-6]}_1.jpg').is_file()]
+
+
+# ----------------------------------------------------------------------------------------
+# The real dataset
+
+def _find_splits(folder):
+    """The folder holding train/ and test/ inside an extracted archive."""
+    for candidate in (folder / 'viton_resize', folder):
+        if all((candidate / split).is_dir() for split in SPLITS):
+            return candidate
+    found = sorted(str(p.relative_to(folder)) for p in folder.rglob('*') if p.is_dir())[:8]
+    raise DownloadFailed(f'the archive has no viton_resize/train and viton_resize/test folders '
+                         f'(found: {", ".join(found) or "nothing"})')
+
+
+def _place_splits(root, archive):
+    """Extract `archive` next to the splits and move train/ and test/ into `root`."""
+    tmp = Path(tempfile.mkdtemp(prefix='.viton_resize-extract-', dir=root))
+    try:
+        print(f'extracting {archive} ...')
+        safe_extract(archive, tmp)
+        source = _find_splits(tmp)
+        missing = [f'{split}/{sub}' for split in SPLITS for sub in sample_data.SUBDIRS
+                   if not (source / split / sub).is_dir()]
+        if missing:
+            raise DownloadFailed(f'{archive} lacks {", ".join(missing)}')
+        if sample_data.read_marker(root):
+            removed = sample_data.remove_sample(root)
+            print(f'removed the sample dataset that was in {root} ({removed} files)')
+        ours = (_read_json(root / DATA_MARKER) or {}).get('created', [])
+        for split in SPLITS:
+            target = root / split
+            if target.exists() and split in ours:
+                shutil.rmtree(target)  # an earlier download of ours (--force)
+            elif target.exists():
+                _set_aside(target)
+            os.replace(source / split, target)
+        _write_json(root / DATA_MARKER, {'created': sorted(set(ours) | set(SPLITS))})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_pairs(root, name, lines, force):
+    """Write a pairs file unless the user has their own (kept unless --force)."""
+    path = root / name
+    marker = _read_json(root / DATA_MARKER) or {'created': []}
+    if path.exists() and name not in marker['created']:
+        if not force:
+            print(f'kept the existing {path} (not written by this script; --force replaces it)')
+            return
+        _set_aside(path)
+    tmp = path.with_name(f'.{name}.tmp')
+    tmp.write_text(''.join(lines))
+    os.replace(tmp, path)
+    marker['created'] = sorted(set(marker['created']) | {name})
+    _write_json(root / DATA_MARKER, marker)
+    print(f'wrote {path} ({len(lines)} pairs)')
+
+
+def _fetch_test_pairs(root, pairs_url, force, quiet):
+    """The original unpaired test list; checked against the test split."""
+    tmp = Path(tempfile.mkdtemp(prefix='.test_pairs-', dir=root))
+    try:
+        try:
+            fetch(pairs_url, tmp / 'test_pairs.txt', 'the original test_pairs.txt', quiet=quiet)
+        except DownloadFailed as err:
+            raise DownloadFailed(
+                f'Could not fetch the original test_pairs.txt from {_as_url(pairs_url)}: '
+                f'{_reason(err.cause or err)}. {root}/train and {root}/test are in place, with '
+                f'train_pairs.txt and test_pairs_same.txt (paired test list); only the unpaired '
+                f'test list is missing. Run `python data_download.py` again when online to '
+                f'fetch it (the data is not downloaded again).', err.cause) from err
+        lines = [line.split() for line in (tmp / 'test_pairs.txt').read_text().splitlines() if line.strip()]
+        bad = [' '.join(f) for f in lines if len(f) != 2 or not f[0].endswith('_0.jpg')
+               or not f[1].endswith('_1.jpg')]
+        if bad or not lines:
+            raise DownloadFailed(f'{_as_url(pairs_url)} is not a pairs list (first bad line: '
+                                 f'{bad[0] if bad else "the file is empty"!r})')
+        missing = [f for f in lines if not (root / 'test' / 'image' / f[0]).is_file()
+                   or not (root / 'test' / 'cloth' / f[1]).is_file()]
+        if missing:
+            print(f'warning: {len(missing)} of {len(lines)} pairs in test_pairs.txt name files '
+                  f'missing from {root}/test (first: {" ".join(missing[0])})', file=sys.stderr)
+        _write_pairs(root, 'test_pairs.txt', [f'{a} {b}\n' for a, b in lines], force)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def download_dataset(dataroot='data', url=DATA_URL, pairs_url=PAIRS_URL, force=False, quiet=False):
+    """Download VITON into `dataroot` (see the module doc); raises DownloadFailed."""
+    root = Path(dataroot)
+    made_root = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        _download_dataset(root, url, pairs_url, force, quiet)
+    except DownloadFailed:
+        if made_root and not any(root.iterdir()):
+            root.rmdir()  # leave no empty folder behind
+        raise
+
+
+def _download_dataset(root, url, pairs_url, force, quiet):
+    created = (_read_json(root / DATA_MARKER) or {}).get('created', [])
+    in_place = all(s in created and (root / s).is_dir() for s in SPLITS)
+    if in_place and not force:
+        print(f'{root}/train and {root}/test are already in place (--force downloads them again)')
+    else:
+        theirs = [s for s in SPLITS if (root / s).exists() and s not in created]
+        if theirs and not force and not sample_data.read_marker(root):
+            raise DownloadFailed(
+                f'{", ".join(f"{root}/{s}" for s in theirs)} already exist and were not written by '
+                f'this script; not touching them. Use another --dataroot, or --force to move them '
+                f'aside (renamed to <name>.old) after the download.')
+        archive = root / ARCHIVE
+        downloaded = not archive.exists()
+        if downloaded:
+            fetch(url, archive, 'the VITON dataset (viton_resize.tar.gz)', quiet=quiet,
+                  advice=f'Or download the file in a browser and save it as {archive}: it is '
+                         f'picked up from there. {SAMPLE_HINT}')
+        else:
+            print(f'using the existing {archive}')
+        try:
+            _place_splits(root, archive)
+        except DownloadFailed as err:  # nothing was moved into place
+            if downloaded:
+                archive.unlink()  # ours and useless
+                tail = 'deleted the download' + (
+                    '' if isinstance(err, UnsafeArchive) else ': run again to download it again')
+            else:
+                tail = 'it was there before this run: delete or replace it'
+            raise DownloadFailed(f'{err}; {root} is unchanged; {tail}', err.cause) from None
+        if downloaded:
+            archive.unlink()
+        else:
+            print(f'kept {archive} (it was there before this run; delete it to save space)')
+    for split, name in (('train', 'train_pairs.txt'), ('test', 'test_pairs_same.txt')):
+        if force or not (root / name).exists():
+            _write_pairs(root, name, _same_id_pairs(root / split), force)
+    if force or not (root / 'test_pairs.txt').exists():
+        _fetch_test_pairs(root, pairs_url, force, quiet)
+    print(f'VITON is ready in {root}')
+
+
+# ----------------------------------------------------------------------------------------
+# The sample dataset
+
+def make_sample_dataset(dataroot='data', n_train=64, n_test=16, seed=0, force=False):
+    """Write the procedural sample set into `dataroot`, replacing only an earlier sample set.
+
+    A real dataset there is refused unless `force`, which renames it aside first.
+    """
+    root = Path(dataroot)
+    marker = sample_data.read_marker(root)
+    if marker:
+        wanted = dict(n_train=n_train, n_test=n_test, seed=seed)
+        same = all(marker.get(k) == v for k, v in wanted.items()) and marker.get('complete')
+        if same and not force and all((root / f).is_file() for f in marker['files']):
+            print(f'the sample dataset ({n_train} train, {n_test} test, seed {seed}) is already in '
+                  f'{root} (--force writes it again)')
+            return
+        removed = sample_data.remove_sample(root)
+        print(f'removed the previous sample dataset in {root} ({removed} files)')
+    else:
+        existing = [n for n in (*SPLITS, *PAIRS_FILES) if (root / n).exists()]
+        if existing and not force:
+            raise DownloadFailed(
+                f'{root} already holds a dataset ({", ".join(existing)}) that is not a sample set '
+                f'written by this script; not overwriting it. Use another --dataroot (e.g. '
+                f'--dataroot data_sample), or --force to move it aside (renamed to <name>.old).')
+        for name in existing:
+            _set_aside(root / name)
+        if existing:
+            (root / DATA_MARKER).unlink(missing_ok=True)
+    sample_data.generate(root, n_train=n_train, n_test=n_test, seed=seed)
+    print(f'wrote the sample dataset to {root}: {n_train} train and {n_test} test persons '
+          f'(train_pairs.txt, test_pairs.txt unpaired, test_pairs_same.txt paired)')
+
+
+# ----------------------------------------------------------------------------------------
+# Checkpoints
+
+def verify_checkpoint(path, stage):
+    """Raise DownloadFailed unless `path` loads as a `stage` ('GMM'/'TOM') model."""
+    import torch
+    import networks
+
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+        found = networks.checkpoint_stage(state) if isinstance(state, dict) else None
+        if found != stage:
+            raise DownloadFailed(f'{path} is not a {stage} checkpoint (it looks like '
+                                 f'{found or "neither a GMM nor a TOM checkpoint"})')
+        opt = argparse.Namespace(fine_height=256, fine_width=192, grid_size=5)
+        networks.load_checkpoint(networks.build_model(stage, opt), path, stage)
+    except DownloadFailed:
+        raise
+    except Exception as err:  # CheckpointError, unpickling errors, ...
+        raise DownloadFailed(f'{path} does not load as a {stage} checkpoint: {_reason(err)}', err) from err
+
+
+def _download_checkpoint_files(url, folder, quiet):
+    """Get the checkpoints (a zip/tar or a Google Drive folder; or a local archive or folder)
+    into `folder`/extracted."""
+    import gdown
+
+    local = Path(url)
+    if local.is_dir():
+        shutil.copytree(local, folder / 'extracted')
+        return
+    if local.is_file():
+        safe_extract(local, folder / 'extracted')
+        return
+    url = _as_url(url)
+    match = re.match(r'https://drive\.google\.com/drive/(?:u/\d+/)?folders/([-\w]+)', url)
+    folder_id = match and match.group(1)
+    if folder_id is None:
+        try:
+            archive = fetch(url, folder / 'checkpoints.download', 'the CP-VTON checkpoints',
+                            CHECKPOINTS_ADVICE, quiet)
+        except DownloadFailed as err:
+            drive_id = gdown.parse_url.parse_url(url)[0]
+            if not (drive_id and isinstance(err.cause, gdown.exceptions.FileURLRetrievalError)):
+                raise
+            folder_id = drive_id  # Drive gave a page, not a file: it is a folder
+        else:
+            if not (zipfile.is_zipfile(archive) or tarfile.is_tarfile(archive)):
+                raise DownloadFailed(f'{url} gave neither a zip/tar archive nor a folder')
+            safe_extract(archive, folder / 'extracted')
+            return
+    try:
+        gdown.download_folder(id=folder_id, output=str(folder / 'extracted'), quiet=quiet,
+                              resume=True, timeout=TIMEOUT)
+    except Exception as err:  # gdown raises several kinds when a folder listing fails
+        raise DownloadFailed(f'Could not download the Google Drive folder {folder_id}: '
+                             f'{_reason(err)}. Check the network connection and try again later. '
+                             f'{CHECKPOINTS_ADVICE}', err) from err
+
+
+def download_checkpoints(checkpoint_dir='checkpoints', url=CHECKPOINTS_URL, force=False, quiet=False):
+    """Place the published gmm_final.pth / tom_final.pth under `checkpoint_dir` and verify them."""
+    base = Path(checkpoint_dir)
+    targets = {stage: base / sub / name for stage, (sub, name) in CHECKPOINTS.items()}
+    todo = {}
+    for stage, target in targets.items():
+        if target.exists() and not force:
+            try:
+                verify_checkpoint(target, stage)
+                print(f'{target} is already in place (--force downloads it again)')
+                continue
+            except DownloadFailed as err:
+                raise DownloadFailed(f'{err}; not replacing it: move it away, or use --force '
+                                     '(renames it to <name>.old)') from None
+        todo[stage] = target
+    if not todo:
+        return
+    made_base = not base.exists()
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix='.checkpoints-download-', dir=base))
+    try:
+        _download_checkpoint_files(url, tmp, quiet)
+        for stage, target in todo.items():
+            found = sorted((tmp / 'extracted').rglob(target.name))
+            if not found:
+                names = sorted(p.name for p in (tmp / 'extracted').rglob('*') if p.is_file())[:10]
+                raise DownloadFailed(f'the download has no {target.name} (found: '
+                                     f'{", ".join(names) or "no files"})')
+            verify_checkpoint(found[0], stage)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                _set_aside(target)
+            os.replace(found[0], target)
+            print(f'placed {target} (verified: loads as the {stage} network)')
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if made_base and not any(base.iterdir()):
+            base.rmdir()  # a failed first download leaves no empty folder
+
+
+# ----------------------------------------------------------------------------------------
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Download the VITON dataset for CP-VTON into --dataroot (default), or write the '
+                    'procedural sample dataset (--sample), and/or fetch the published checkpoints '
+                    '(--checkpoints). Safe to rerun: finished steps are skipped.')
+    parser.add_argument('--sample', action='store_true',
+                        help='write the procedural sample dataset instead (no network, seconds)')
+    parser.add_argument('--train', type=int, default=64, help='--sample: number of train persons (default 64)')
+    parser.add_argument('--test', type=int, default=16, help='--sample: number of test persons (default 16, >= 2)')
+    parser.add_argument('--seed', type=int, default=0, help='--sample: random seed (same seed, same files)')
+    parser.add_argument('--dataroot', default='data', help='dataset folder (default: data)')
+    parser.add_argument('--force', action='store_true',
+                        help='redo finished steps; data in the way that this script did not write is '
+                             'renamed to <name>.old, never deleted')
+    parser.add_argument('--url', default=DATA_URL,
+                        help='where viton_resize.tar.gz comes from: URL or Google Drive file id '
+                             '(default: the original Drive file)')
+    parser.add_argument('--pairs-url', default=PAIRS_URL,
+                        help="the original test_pairs.txt (default: the cp-vton repository's)")
+    parser.add_argument('--checkpoints', action='store_true',
+                        help='download the published GMM and TOM checkpoints to '
+                             '<checkpoint_dir>/{gmm,tom}_train_new/{gmm,tom}_final.pth and verify them '
+                             '(only the checkpoints, unless --sample is given too)')
+    parser.add_argument('--checkpoints-url', default=CHECKPOINTS_URL,
+                        help='where the checkpoints come from: a zip/tar URL, a Google Drive file or '
+                             'folder URL or id, or a local zip/tar or folder (default: the original '
+                             'Drive link)')
+    parser.add_argument('--checkpoint_dir', default='checkpoints', help='default: checkpoints')
+    parser.add_argument('--quiet', action='store_true', help='no progress bars')
+    args = parser.parse_args(argv)
+    try:
+        if args.sample:
+            make_sample_dataset(args.dataroot, args.train, args.test, args.seed, args.force)
+        elif not args.checkpoints:
+            download_dataset(args.dataroot, args.url, args.pairs_url, args.force, args.quiet)
+        if args.checkpoints:
+            download_checkpoints(args.checkpoint_dir, args.checkpoints_url, args.force, args.quiet)
+    except (DownloadFailed, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,875 @@
+"""A small procedural dataset in the VITON layout, so CP-VTON runs without the real data.
+
+`generate(root, n_train=64, n_test=16, seed=0)` writes (numpy + Pillow, no downloads):
+
+    root/train_pairs.txt        person with her own garment (same id)
+    root/test_pairs.txt         person with another person's garment (every cloth once)
+    root/test_pairs_same.txt    test person with her own garment (paired evaluation)
+    root/{train,test}/image/NNNNNN_0.jpg               192x256 person
+    root/{train,test}/image-parse/NNNNNN_0.png         LIP label ids, palette PNG
+    root/{train,test}/pose/NNNNNN_0_keypoints.json     OpenPose 1.0, COCO-18
+    root/{train,test}/cloth/NNNNNN_1.jpg               in-shop garment on white
+    root/{train,test}/cloth-mask/NNNNNN_1.jpg          its mask (mode L)
+    root/.sample_dataset        marker: parameters and the list of files written
+
+Train ids are 000000, 000001, ...; test ids 100000, 100001, ...
+
+What is drawn. Each person is a flat-coloured figure on a light background: hair and face
+(eyes, brows, mouth), neck, a torso wearing the garment, two arms (hanging at varied
+angles, a hand on the hip, or a forearm in front of the torso), pants / shorts / a skirt,
+legs (and shoes when the ankles are in the frame). Body proportions, position, lean and
+the colours of skin, hair and clothes vary. Each garment is a flat-lay product image:
+short-sleeved, long-sleeved or sleeveless, round or V neck, solid, striped, checked,
+dotted, or with a printed logo or text; it fills the product image (centred, large) the
+way VITON's product photos do.
+
+The worn garment is the product image deformed by a smooth, pose-dependent warp: a
+thin-plate spline through landmarks (neckline, shoulder line, armpits, sides, hem, sleeve
+edges and an interior grid) placed by the body: the shoulder seams go to the shoulders,
+the chest onto the torso, the hem over the hips (their sway, tilt and width), and the
+sleeves are laid along the upper arms. The spline maps body pixels to product-image
+pixels, the form of GMM's sampling grid, so GMM can learn it from the person
+representation (shape, head, pose) and the cloth. In the product image the garment is
+large and centred; on the body it is smaller and moves with the pose: the mask overlap
+(IoU) of the unwarped product mask with the worn garment is about 0.5.
+
+Labels (LIP ids, written exactly as drawn, so the parse and the image agree pixel for
+pixel): 2 hair, 13 face, 5 upper-clothes (7 coat for some long-sleeved garments, 6 dress
+for long dresses), 9 pants, 12 skirt, 14 left arm, 15 right arm, 16 left leg, 17 right leg,
+18 left shoe, 19 right shoe; "left" is the person's left, i.e. the right of the image.
+LIP has no neck or torso-skin label: the neck and the skin showing in the neckline are
+labelled 13 (face), skin showing beside a sleeveless garment's straps is labelled as the
+arm on that side. The worn-garment label region is exactly where the garment is visible:
+arms hanging beside a loose garment and forearms in front of the torso cover it in both
+the image and the parse. The ankles are mostly below the frame (VITON-like framing), so
+shoes are rare and ankle keypoints mostly missing; ears are sometimes missing too.
+
+Cloth masks are made as in the original data (convert_data.m): pixels whose R, G and B
+are all <= 250 in the saved JPEG are garment, then hole filling and a 3x3 median filter.
+Garment colours never exceed 230 in any channel, so no garment pixel reads as background.
+
+Same seed -> same bytes: every person draws from its own numpy Generator seeded by
+(seed, id), JPEGs are written with fixed settings, nothing depends on time.
+
+Run `python sample_data.py --help`; `python data_download.py --sample` is the usual entry.
+"""
+import argparse
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
+
+HEIGHT, WIDTH = 256, 192
+PIXELS = np.stack(np.mgrid[:HEIGHT, :WIDTH][::-1], -1).astype(float)  # (x, y) of every pixel
+TRAIN_ID0, TEST_ID0 = 0, 100000
+MARKER = '.sample_dataset'
+SUBDIRS = ('image', 'image-parse', 'pose', 'cloth', 'cloth-mask')
+JPEG_OPTIONS = dict(quality=95, subsampling=0, optimize=False)
+
+# LIP label ids (see cp_dataset.LIP_LABELS).
+HAIR, UPPER, DRESS, COAT, PANTS, SKIRT, FACE = 2, 5, 6, 7, 9, 12, 13
+LEFT_ARM, RIGHT_ARM, LEFT_LEG, RIGHT_LEG, LEFT_SHOE, RIGHT_SHOE = 14, 15, 16, 17, 18, 19
+# side -1 = the person's right (image left), +1 = the person's left (image right)
+ARM = {-1: RIGHT_ARM, 1: LEFT_ARM}
+LEG = {-1: RIGHT_LEG, 1: LEFT_LEG}
+SHOE = {-1: RIGHT_SHOE, 1: LEFT_SHOE}
+
+# COCO-18 keypoint order of OpenPose's pose_keypoints.
+KEYPOINTS = ('nose', 'neck', 'r_shoulder', 'r_elbow', 'r_wrist', 'l_shoulder', 'l_elbow',
+             'l_wrist', 'r_hip', 'r_knee', 'r_ankle', 'l_hip', 'l_knee', 'l_ankle',
+             'r_eye', 'l_eye', 'r_ear', 'l_ear')
+
+# Product-image height that corresponds to the wearer's neck-to-hip length (a garment's
+# shoulder seams go to the wearer's shoulders).
+PRODUCT_TORSO = 132.0
+
+SKIN = np.array([(243, 212, 189), (232, 190, 160), (214, 168, 132), (190, 144, 108),
+                 (152, 108, 78), (112, 78, 58)], float)
+HAIR_COLOURS = np.array([(32, 26, 24), (62, 42, 30), (96, 64, 40), (150, 108, 62),
+                         (196, 160, 98), (124, 54, 34)], float)
+BOTTOM_COLOURS = np.array([(42, 52, 82), (34, 34, 38), (72, 72, 78), (62, 86, 128),
+                           (148, 134, 102), (86, 92, 62), (104, 44, 50)], float)
+
+
+def lip_palette():
+    """The PASCAL-VOC colour map that LIP / VITON parse PNGs use (768 values)."""
+    palette = []
+    for label in range(256):
+        r = g = b = 0
+        for bit in range(8):
+            r |= ((label >> 0) & 1) << (7 - bit)
+            g |= ((label >> 1) & 1) << (7 - bit)
+            b |= ((label >> 2) & 1) << (7 - bit)
+            label >>= 3
+        palette += [r, g, b]
+    return palette
+
+
+# ----------------------------------------------------------------------------------------
+# Small geometry helpers (points are float (x, y) in image pixels, y down).
+
+def _unit(angle, down, right, side):
+    """Direction `angle` radians away from `down`, turned outwards on `side`."""
+    return np.cos(angle) * down + side * np.sin(angle) * right
+
+
+def _ellipse(centre, rx, ry, angle=0.0, n=40, start=0.0, stop=2 * np.pi):
+    """Points of an ellipse rotated by `angle` (radians, image frame) as an (n, 2) array."""
+    t = np.linspace(start, stop, n, endpoint=stop - start < 2 * np.pi)
+    local = np.stack([rx * np.cos(t), ry * np.sin(t)], 1)
+    c, s = np.cos(angle), np.sin(angle)
+    return np.asarray(centre) + local @ np.array([[c, -s], [s, c]])
+
+
+def _limb(points, half_widths):
+    """Outline of a polyline with a half width per vertex (an arm, a leg, a trouser leg)."""
+    points, half_widths = np.asarray(points, float), np.asarray(half_widths, float)
+    tangents = np.gradient(points, axis=0) if len(points) > 2 else np.repeat(
+        [points[-1] - points[0]], len(points), 0)
+    tangents /= np.linalg.norm(tangents, axis=1, keepdims=True) + 1e-9
+    normals = np.stack([-tangents[:, 1], tangents[:, 0]], 1) * half_widths[:, None]
+    return np.concatenate([points + normals, (points - normals)[::-1]])
+
+
+def _bezier(p0, p1, p2, n=8):
+    """A quadratic Bezier curve from p0 to p2 pulled towards p1, as (n, 2) points."""
+    t = np.linspace(0, 1, n)[:, None]
+    return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t ** 2 * p2
+
+
+class Canvas:
+    """Boolean masks of filled polygons and circles, drawn with PIL on the 192x256 grid."""
+
+    def __init__(self, size=(WIDTH, HEIGHT)):
+        self.size = size
+
+    def mask(self, polygons=(), circles=()):
+        image = Image.new('L', self.size, 0)
+        draw = ImageDraw.Draw(image)
+        for polygon in polygons:
+            draw.polygon([tuple(p) for p in np.asarray(polygon, float)], fill=255)
+        for (x, y), r in circles:
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
+        return np.array(image) > 0
+
+
+# ----------------------------------------------------------------------------------------
+# Thin-plate spline (the warp between the body and the product image)
+
+def _tps_kernel(d2):
+    return np.where(d2 > 0, d2 * np.log(np.maximum(d2, 1e-12)), 0.0)
+
+
+def tps_map(source, target, points, scale=100.0):
+    """Thin-plate spline from `source[i]` to `target[i]` (N, 2), evaluated at `points` (M, 2).
+
+    Slightly smoothed (not exactly interpolating), which keeps it from folding between
+    nearby landmarks that move apart, such as a sleeve and the side of the body.
+    """
+    source, target, points = (np.asarray(a, float) / scale for a in (source, target, points))
+    n = len(source)
+    system = np.zeros((n + 3, n + 3))
+    system[:n, :n] = _tps_kernel(((source[:, None] - source[None]) ** 2).sum(-1))
+    system[:n, :n] += 5e-2 * np.eye(n)
+    affine = np.hstack([np.ones((n, 1)), source])
+    system[:n, n:], system[n:, :n] = affine, affine.T
+    rhs = np.zeros((n + 3, 2))
+    rhs[:n] = target
+    coef = np.linalg.solve(system, rhs)
+    kernel = _tps_kernel(((points[:, None] - source[None]) ** 2).sum(-1))
+    mapped = kernel @ coef[:n] + coef[n] + points @ coef[n + 1:]
+    return mapped * scale
+
+
+# ----------------------------------------------------------------------------------------
+# The in-shop garment
+
+def _garment_colour(rng, value=(0.35, 0.9)):
+    """A saturated-enough colour whose brightest channel stays <= 230 (never near-white)."""
+    hue, sat, val = rng.uniform(0, 1), rng.uniform(0.3, 0.9), rng.uniform(*value)
+    h6 = hue * 6
+    c = val * sat
+    x = c * (1 - abs(h6 % 2 - 1))
+    rgb = [(c, x, 0), (x, c, 0), (0, c, x), (0, x, c), (x, 0, c), (c, 0, x)][int(h6) % 6]
+    return np.clip((np.array(rgb) + val - c) * 255, 0, 230)
+
+
+def _luma(rgb):
+    return float(np.dot(rgb, (0.299, 0.587, 0.114)))
+
+
+def _texture(rng, garment):
+    """The garment's print over the whole product canvas: uint8 [H, W, 3]."""
+    base = _garment_colour(rng)
+    for _ in range(20):  # a second colour that stands out (a visible print)
+        other = _garment_colour(rng, value=(0.2, 0.9))
+        if abs(_luma(other) - _luma(base)) > 70:
+            break
+    else:
+        other = base * 0.35 if _luma(base) > 100 else np.minimum(base + 120, 230)
+    y, x = np.mgrid[:HEIGHT, :WIDTH].astype(float)
+    pattern = garment['pattern']
+    texture = np.empty((HEIGHT, WIDTH, 3))
+    texture[:] = base
+    if pattern in ('stripes', 'vstripes'):
+        period = rng.uniform(9, 16)
+        coord = y if pattern == 'stripes' else x
+        stripe = (coord + rng.uniform(0, period)) % period < period * rng.uniform(0.3, 0.5)
+        texture[stripe] = other
+    elif pattern == 'checks':
+        period = rng.uniform(12, 20)
+        a = (y + rng.uniform(0, period)) % period < period / 2
+        b = (x + rng.uniform(0, period)) % period < period / 2
+        texture[a ^ b] = (base + other) / 2
+        texture[a & b] = other
+    elif pattern == 'dots':
+        period, radius = rng.uniform(11, 16), rng.uniform(2.2, 3.4)
+        row = np.floor(y / period)
+        dx = (x + (row % 2) * period / 2) % period - period / 2
+        dy = y % period - period / 2
+        texture[dx ** 2 + dy ** 2 <= radius ** 2] = other
+    image = Image.fromarray(texture.astype(np.uint8))
+    if pattern == 'logo':
+        draw = ImageDraw.Draw(image)
+        cx, cy = WIDTH / 2, garment['top'] + rng.uniform(45, 65)
+        colour = tuple(int(v) for v in other)
+        if rng.random() < 0.5:
+            text = ''.join(rng.choice(list('ABCDEFGHKMNPRSTVXZ'), int(rng.integers(2, 5))))
+            font = ImageFont.load_default(size=int(rng.integers(20, 27)))
+            draw.text((cx, cy), text, fill=colour, font=font, anchor='mm')
+        else:
+            r = rng.uniform(13, 19)
+            shape = rng.integers(3)
+            if shape == 0:
+                draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+            elif shape == 1:
+                draw.rectangle((cx - r, cy - 0.7 * r, cx + r, cy + 0.7 * r), fill=colour)
+            else:
+                angles = -np.pi / 2 + np.arange(10) * np.pi / 5
+                radii = np.where(np.arange(10) % 2, 0.45 * r, r)
+                draw.polygon([(cx + q * np.cos(a), cy + q * np.sin(a))
+                              for a, q in zip(angles, radii)], fill=colour)
+    return np.array(image)
+
+
+def random_garment(rng, sleeves=None):
+    """Shape, landmarks and print of a product image, in product-image pixels.
+
+    `points` holds every landmark array: 'outline' (the polygon), 'torso' (points along the
+    outline that move with the torso), 'neckline', 'armpits', 'interior' (a grid inside the
+    body part) and, per sleeve side (-1 image left, +1 image right), [shoulder, armpit,
+    outer end, inner end]. `shoulder` is the half width between the shoulder seams and
+    `scale` < 1 if the garment was shrunk to fit the frame.
+    """
+    if sleeves is None:
+        sleeves = rng.choice(['short', 'long', 'none'], p=[0.45, 0.25, 0.3])
+    dress = sleeves != 'long' and rng.random() < 0.12
+    label = DRESS if dress else (COAT if sleeves == 'long' and rng.random() < 0.35 else UPPER)
+    cx, top = WIDTH / 2, rng.uniform(26, 34)
+    shoulder = rng.uniform(41, 46) if sleeves == 'long' else rng.uniform(42, 50)
+    chest = shoulder * rng.uniform(0.92, 1.0)
+    waist = chest * rng.uniform(0.9, 1.0)
+    hem = chest * rng.uniform(0.92, 1.08)
+    hem_y = top + (rng.uniform(195, 210) if dress else rng.uniform(145, 170))
+    neck = rng.uniform(15, 21)
+    v_neck = rng.random() < 0.3
+    depth = rng.uniform(20, 30) if v_neck else rng.uniform(8, 15)
+    drop = rng.uniform(6, 10)
+    armpit_y = top + rng.uniform(48, 58)
+
+    points, sides = {}, {}
+    for side in (-1, 1):
+        s_pt = np.array([cx + side * shoulder, top + drop])
+        a_pt = np.array([cx + side * chest, armpit_y])
+        lower = [np.array([cx + side * waist, (armpit_y + hem_y) / 2]), np.array([cx + side * hem, hem_y])]
+        if sleeves == 'none':
+            strap = np.array([cx + side * (neck + rng.uniform(11, 16)), top + 0.4 * drop])
+            armhole = _bezier(strap, np.array([cx + side * (neck + 14), armpit_y - 8]), a_pt)
+            sides[side] = [strap, *armhole[1:], *lower]
+            continue
+        if sleeves == 'short':
+            angle, reach, half = rng.uniform(0.45, 0.7), rng.uniform(34, 44), rng.uniform(14, 17)
+        else:
+            angle, reach, half = rng.uniform(0.22, 0.32), rng.uniform(105, 118), rng.uniform(10, 13)
+        axis = np.array([side * np.sin(angle), np.cos(angle)])
+        across = side * np.array([axis[1], -axis[0]])  # away from the armpit
+        end = (s_pt + a_pt) / 2 + reach * axis
+        points[f'sleeve{side}'] = np.array([s_pt, a_pt, end + half * across, end - half * across])
+        sides[side] = [s_pt, *points[f'sleeve{side}'][2:], a_pt, *lower]
+    if v_neck:
+        neckline = np.array([[cx + neck, top], [cx, top + depth], [cx - neck, top]])
+    else:
+        neckline = _ellipse((cx, top), neck, depth, n=13, start=0, stop=np.pi)
+    outline = np.array([(cx - neck, top), *sides[-1], *sides[1][::-1], (cx + neck, top), *neckline[1:-1]])
+    # torso landmarks: the outline without the sleeve ends, with extra points along its edges
+    is_end = np.array([any((p == q).all() for s in (-1, 1) if f'sleeve{s}' in points
+                           for q in points[f'sleeve{s}'][2:]) for p in outline])
+    torso = []
+    for i in np.flatnonzero(~is_end):
+        j = (i + 1) % len(outline)
+        steps = 1 if is_end[j] else max(1, int(np.linalg.norm(outline[j] - outline[i]) // 12))
+        torso += [outline[i] + (outline[j] - outline[i]) * f for f in np.arange(steps) / steps]
+    points['torso'] = np.array(torso)
+    points['outline'], points['neckline'] = outline, neckline
+    points['armpits'] = np.array([[cx - chest, armpit_y], [cx + chest, armpit_y]])
+    xs = cx + chest * np.linspace(-0.7, 0.7, 4)
+    ys = np.linspace(top + depth + 12, hem_y - 8, 5)
+    points['interior'] = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+
+    # shrink about the top centre if a sleeve or the hem would leave the frame
+    over = max(1.0, np.abs(outline[:, 0] - cx).max() / (cx - 5), outline[:, 1].max() / (HEIGHT - 5))
+    anchor = np.array([cx, top])
+    points = {k: anchor + (v - anchor) / over for k, v in points.items()}
+    garment = dict(sleeves=sleeves, label=label, dress=dress, top=top, points=points,
+                   shoulder=shoulder / over, chest=chest / over, armpit_v=(armpit_y - top - 2) / over,
+                   scale=1 / over,
+                   pattern=rng.choice(['solid', 'stripes', 'vstripes', 'checks', 'dots', 'logo'],
+                                      p=[0.25, 0.18, 0.1, 0.15, 0.12, 0.2]))
+    garment['texture'] = _texture(rng, garment)
+    return garment
+
+
+def cloth_mask_like_viton(cloth):
+    """The original data's cloth mask: R, G, B all <= 250, holes filled, 3x3 median."""
+    garment = (cloth <= 250).all(axis=2)
+    garment = ndimage.binary_fill_holes(garment)
+    return ndimage.median_filter(garment.astype(np.uint8), size=3).astype(bool)
+
+
+def _jpeg_roundtrip(array):
+    """What a JPEG written with JPEG_OPTIONS reads back as (the cloth mask is made from it)."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, 'JPEG', **JPEG_OPTIONS)
+    return np.array(Image.open(buffer).convert('RGB'))
+
+
+def render_cloth(garment):
+    """Product image (uint8 [H, W, 3], garment on white) and its mask (bool [H, W])."""
+    shape = Canvas().mask([garment['points']['outline']])
+    cloth = np.where(shape[..., None], garment['texture'], 255).astype(np.uint8)
+    return cloth, cloth_mask_like_viton(_jpeg_roundtrip(cloth))
+
+
+# ----------------------------------------------------------------------------------------
+# The person
+
+def random_body(rng, long_sleeves=False):
+    """Keypoints and body measurements of a front-facing person."""
+    s = rng.uniform(0.96, 1.12)
+    tilt = rng.uniform(-0.06, 0.06)
+    down = np.array([np.sin(tilt), np.cos(tilt)])
+    right = np.array([np.cos(tilt), -np.sin(tilt)])
+    neck = np.array([WIDTH / 2 + rng.uniform(-8, 8), rng.uniform(64, 72)])
+
+    def torso(u, v):
+        return neck + u * right + v * down
+
+    shoulder_half = 33 * s * rng.uniform(0.93, 1.07)
+    torso_len = 100 * s * rng.uniform(0.95, 1.05)
+    hip_half = shoulder_half * rng.uniform(0.5, 0.6)
+    sway = rng.uniform(-6, 6)
+    body = dict(s=s, tilt=tilt, down=down, right=right, neck=neck, shoulder_half=shoulder_half,
+                torso_len=torso_len, hip_half=hip_half, torso=torso)
+    for side in (-1, 1):
+        body[f'shoulder{side}'] = torso(side * shoulder_half, 7 * s + rng.uniform(-2.5, 2.5))
+        body[f'hip{side}'] = torso(side * hip_half + sway, torso_len + rng.uniform(-2, 2))
+
+    # head
+    head_ry = 20 * s * rng.uniform(0.95, 1.05)
+    body.update(head_ry=head_ry, head_rx=head_ry * rng.uniform(0.78, 0.86),
+                head_tilt=tilt + rng.uniform(-0.1, 0.1))
+    body['head'] = torso(rng.uniform(-2, 2), -(9 * s + 0.92 * head_ry))
+
+    # arms: angle of the upper arm from the body axis (outwards), then the forearm
+    modes = {-1: 'down', 1: 'down'}
+    if not long_sleeves:
+        for side in (-1, 1):
+            modes[side] = rng.choice(['down', 'front', 'hip'], p=[0.68, 0.17, 0.15])
+    for side in (-1, 1):
+        mode = modes[side]
+        if mode == 'down':
+            upper = rng.uniform(0.12, 0.42) if not long_sleeves else rng.uniform(0.18, 0.35)
+            fore = upper + rng.uniform(-0.06, 0.12 if long_sleeves else 0.25)
+        elif mode == 'front':
+            upper, fore = rng.uniform(0.12, 0.3), -rng.uniform(0.9, 1.3)
+        else:  # hand on the hip
+            upper, fore = rng.uniform(0.55, 0.8), -rng.uniform(0.35, 0.75)
+        shoulder = body[f'shoulder{side}']
+        elbow = shoulder + 48 * s * _unit(upper, down, right, side)
+        wrist = elbow + 44 * s * _unit(fore, down, right, side)
+        body.update({f'arm_mode{side}': mode, f'arm_angle{side}': upper,
+                     f'elbow{side}': elbow, f'wrist{side}': wrist})
+
+    for side in (-1, 1):
+        hip = body[f'hip{side}']
+        knee = hip + 58 * s * _unit(rng.uniform(-0.02, 0.1), down, right, side)
+        body[f'knee{side}'] = knee
+        body[f'ankle{side}'] = knee + 55 * s * _unit(rng.uniform(-0.06, 0.04), down, right, side)
+    return body
+
+
+def on_head(body, u, v):
+    """Image point(s) at (u, v) in the head's frame (centre, tilted with the head)."""
+    u, v = np.asarray(u, float), np.asarray(v, float)
+    c, s = np.cos(body['head_tilt']), np.sin(body['head_tilt'])
+    return body['head'] + np.stack([u * c - v * s, u * s + v * c], -1)
+
+
+def keypoints(body, rng):
+    """COCO-18 (x, y, confidence) [18, 3]; points off the image or hidden are (0, 0, 0)."""
+    rx, ry = body['head_rx'], body['head_ry']
+    named = {'nose': on_head(body, 0, 0.3 * ry), 'neck': body['neck'],
+             'r_eye': on_head(body, -0.36 * rx, 0), 'l_eye': on_head(body, 0.36 * rx, 0),
+             'r_ear': on_head(body, -0.93 * rx, 0.12 * ry), 'l_ear': on_head(body, 0.93 * rx, 0.12 * ry)}
+    for side, prefix in ((-1, 'r'), (1, 'l')):
+        for joint in ('shoulder', 'elbow', 'wrist', 'hip', 'knee', 'ankle'):
+            named[f'{prefix}_{joint}'] = body[f'{joint}{side}']
+    points = np.zeros((18, 3))
+    for i, name in enumerate(KEYPOINTS):
+        x, y = named[name]
+        hidden = name.endswith('ear') and rng.random() < 0.25
+        if 1 < x < WIDTH - 1 and 1 < y < HEIGHT - 1 and not hidden:
+            points[i] = (round(x, 2), round(y, 2), round(rng.uniform(0.55, 0.95), 3))
+    return points
+
+
+def _smooth(t):
+    t = np.clip(t, 0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def _body_frames(body, garment):
+    """place(points): product-image points -> where they sit on this body (sleeves aside).
+
+    Widths: the shoulder seams go just outside the shoulder joints, the chest onto the
+    torso inside the hanging arms, the hem over the hips; heights scale with the wearer's
+    neck-to-hip length. The upper garment follows the neck and the shoulder line, the lower
+    one the hips (their sway and tilt), blended smoothly down the torso.
+    """
+    s = body['s']
+    anchor = np.array([WIDTH / 2, garment['top'] + 2])
+    length = PRODUCT_TORSO * garment['scale']  # product height of the neck-to-hip length
+    armpit = garment['armpit_v']
+    sx_shoulder = (body['shoulder_half'] + 4 * s) / garment['shoulder']
+    sx_chest = (body['shoulder_half'] - 5 * s) / garment['shoulder']
+    sx_hips = (body['hip_half'] + 12 * s) / garment['chest']
+    l_sh, r_sh, l_hip, r_hip = body['shoulder1'], body['shoulder-1'], body['hip1'], body['hip-1']
+    neck_top = body['neck'] - 3 * s * body['down']
+    hips = (l_hip + r_hip) / 2
+    sy = np.linalg.norm(hips - neck_top) / length
+    frames = []
+    for origin, across in ((neck_top, l_sh - r_sh), (hips, l_hip - r_hip)):
+        ax = across / np.linalg.norm(across)
+        frames.append((origin, ax, np.array([-ax[1], ax[0]]) * sy))
+    (o0, x0, y0), (o1, x1, y1) = frames
+
+    def place(p):
+        rel = np.atleast_2d(np.asarray(p, float)) - anchor
+        u, v = rel[:, :1], rel[:, 1:]
+        u = u * (sx_shoulder + (sx_chest - sx_shoulder) * _smooth(v / armpit)
+                 + (sx_hips - sx_chest) * _smooth((v - armpit) / (length - armpit)))
+        w = _smooth(v / length)
+        return (1 - w) * (o0 + u * x0 + v * y0) + w * (o1 + u * x1 + (v - length) * y1)
+    return place
+
+
+def garment_landmarks(body, garment):
+    """(product points, body points): the thin-plate spline's landmark pairs.
+
+    Torso landmarks go where `_body_frames` puts them; each sleeve is laid along its upper
+    arm, keeping its mapped length and width.
+    """
+    place, points = _body_frames(body, garment), garment['points']
+    product = [points['torso'], points['interior']]
+    on_body = [place(points['torso']), place(points['interior'])]
+    for side in (-1, 1):
+        if f'sleeve{side}' not in points:
+            continue
+        s_pt, a_pt, e_out, e_in = points[f'sleeve{side}']
+        s_b, a_b, eo_b, ei_b = place(points[f'sleeve{side}'])
+        shoulder = body[f'shoulder{side}']
+        d = _unit(body[f'arm_angle{side}'], body['down'], body['right'], side)
+        across = side * np.array([d[1], -d[0]])
+        seam = (s_b + a_b) / 2
+        end = shoulder + ((seam - shoulder) @ d + np.linalg.norm((eo_b + ei_b) / 2 - seam)) * d
+        half = np.linalg.norm(e_out - e_in) / 2 * (body['shoulder_half'] + 4 * body['s']) / garment['shoulder']
+        eo_b, ei_b = end + half * across, end - half * across
+        for f in (1 / 3, 2 / 3, 1):  # along both edges of the sleeve
+            product.append([s_pt + f * (e_out - s_pt), a_pt + f * (e_in - a_pt)])
+            on_body.append([s_b + f * (eo_b - s_b), a_b + f * (ei_b - a_b)])
+    return np.concatenate(product), np.concatenate(on_body)
+
+
+def _bilinear(stack, x, y):
+    """Sample stack [h, w, c] at float pixel coordinates (clamped to the array) -> [..., c]."""
+    h, w = stack.shape[:2]
+    x, y = np.clip(x, 0, w - 1.0001), np.clip(y, 0, h - 1.0001)
+    x0, y0 = x.astype(int), y.astype(int)
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    top = stack[y0, x0] * (1 - fx) + stack[y0, x0 + 1] * fx
+    bottom = stack[y0 + 1, x0] * (1 - fx) + stack[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def warp_garment(body, garment, cloth_mask):
+    """The garment as worn: (RGB float [H, W, 3], worn mask, sleeve mask) on the person.
+
+    The spline (body pixel -> product pixel) is smooth, so it is evaluated on a 4-px grid
+    and interpolated; the product image is then sampled bilinearly, like GMM's grid_sample.
+    """
+    product, on_body = garment_landmarks(body, garment)
+    step = 4
+    ys, xs = np.mgrid[:HEIGHT + step:step, :WIDTH + step:step]
+    coarse = tps_map(on_body, product, np.stack([xs.ravel(), ys.ravel()], 1)).reshape(*xs.shape, 2)
+    y, x = np.mgrid[:HEIGHT, :WIDTH] / step
+    source = _bilinear(coarse, x, y)
+    points = garment['points']
+    sleeves = Canvas().mask([points[f'sleeve{s}'][[0, 2, 3, 1]] for s in (-1, 1) if f'sleeve{s}' in points])
+    stack = np.dstack([garment['texture'], cloth_mask, sleeves]).astype(float)
+    sampled = _bilinear(stack, source[..., 0], source[..., 1])
+    worn = sampled[..., 3] >= 0.5
+    return sampled[..., :3], worn, worn & (sampled[..., 4] >= 0.5)
+
+
+def _colour(rng, table, jitter=8):
+    return np.clip(table[rng.integers(len(table))] + rng.uniform(-jitter, jitter, 3), 0, 255)
+
+
+class Layers:
+    """The person image and its parse, painted back to front with the same masks."""
+
+    def __init__(self, background):
+        self.image = np.empty((HEIGHT, WIDTH, 3))
+        self.image[:] = background
+        self.parse = np.zeros((HEIGHT, WIDTH), np.uint8)
+
+    def paint(self, mask, label, colour):
+        """Label `mask` and colour it: one colour, or an [H, W, 3] image (the worn garment)."""
+        self.parse[mask] = label
+        self.image[mask] = colour if np.ndim(colour) == 1 else colour[mask]
+
+
+def _draw_lower_body(layers, rng, body, dress, skin, bottom):
+    """Legs, shoes when the ankles are in the frame, then trousers, shorts or a skirt."""
+    canvas, s, right, torso = Canvas(), body['s'], body['right'], body['torso']
+    leg_lines = {side: [body[f'hip{side}'], body[f'knee{side}'], body[f'ankle{side}']] for side in (-1, 1)}
+    for side in (-1, 1):
+        layers.paint(canvas.mask([_limb(leg_lines[side], np.array([11, 8.5, 6.5]) * s)]), LEG[side], skin)
+        ankle = body[f'ankle{side}']
+        if ankle[1] < HEIGHT + 4:
+            shoe = _ellipse(ankle + np.array([side * 2, 6 * s]), 8 * s, 5 * s)
+            layers.paint(canvas.mask([shoe]), SHOE[side], bottom * 0.5)
+    if dress:
+        return
+    waist = body['torso_len'] - 14 * s
+    sway = ((body['hip-1'] + body['hip1']) / 2 - torso(0, body['torso_len'])) @ right
+    outer = body['hip_half'] + 10 * s
+    kind = rng.choice(['pants', 'shorts', 'skirt'], p=[0.55, 0.2, 0.25])
+    if kind == 'skirt':
+        flare = rng.uniform(10, 20) * s
+        hem = body['torso_len'] + rng.uniform(38, 58) * s
+        skirt = [torso(sway - outer, waist), torso(sway + outer, waist),
+                 torso(sway + outer + flare, hem), torso(sway - outer - flare, hem)]
+        layers.paint(canvas.mask([skirt]), SKIRT, bottom)
+        return
+    pelvis = [torso(sway - outer, waist), torso(sway + outer, waist), body['hip1'] + 10 * s * right,
+              torso(sway, body['torso_len'] + 16 * s), body['hip-1'] - 10 * s * right]
+    stop = rng.uniform(0.25, 0.4)  # shorts end this far down the thigh
+    legs = []
+    for side in (-1, 1):
+        hip, knee, ankle = leg_lines[side]
+        if kind == 'pants':
+            legs.append(_limb([hip, knee, ankle], np.array([13, 10.5, 9]) * s))
+        else:
+            legs.append(_limb([hip, hip + 2 * stop * (knee - hip)], np.array([13, 12]) * s))
+    layers.paint(canvas.mask([pelvis] + legs), PANTS, bottom)
+
+
+def _draw_torso_skin(layers, body, neckline, sleeveless, skin):
+    """Skin showing beside the garment: the shoulders of a sleeveless garment (labelled as
+    the arm of that side) and the neck down into the neckline (labelled face)."""
+    canvas, s, down, right, torso = Canvas(), body['s'], body['down'], body['right'], body['torso']
+    if sleeveless:
+        for side in (-1, 1):
+            sh = body[f'shoulder{side}']
+            shoulder = [torso(0, -1), torso(side * 0.5 * body['shoulder_half'], 0),
+                        sh - 5 * s * down, sh + 6 * s * right * side,
+                        torso(side * 0.9 * body['shoulder_half'], 36 * s), torso(0, 36 * s)]
+            layers.paint(canvas.mask([shoulder], [(sh, 7 * s)]), ARM[side], skin)
+    rx, ry = body['head_rx'], body['head_ry']
+    left, right_end = neckline[-1] - 3 * right, neckline[0] + 3 * right
+    deepest = neckline[neckline[:, 1].argmax()]
+    neck = [on_head(body, -0.5 * rx, 0.55 * ry), on_head(body, 0.5 * rx, 0.55 * ry), right_end,
+            right_end + ((deepest - right_end) @ down + 4) * down,
+            left + ((deepest - left) @ down + 4) * down, left]
+    layers.paint(canvas.mask([neck]), FACE, skin)
+
+
+def _draw_arms(layers, body, worn, sleeves, armpits, sleeveless, skin):
+    """Arms go under the garment's sleeves and shoulders but over its sides below the
+    armpits. Returns the forearms held in front of the torso, painted last."""
+    canvas, s = Canvas(), body['s']
+    in_front = []
+    for side, armpit in zip((-1, 1), armpits):
+        sh, el, wr = body[f'shoulder{side}'], body[f'elbow{side}'], body[f'wrist{side}']
+        hand = wr + 4 * s * (wr - el) / np.linalg.norm(wr - el)
+        caps = [(sh, 7 * s), (el, 5.6 * s)] if sleeveless else [(el, 5.6 * s)]
+        upper = canvas.mask([_limb([sh, el], np.array([6.5, 5.6]) * s)], caps)
+        fore = canvas.mask([_limb([el, wr], np.array([5.6, 4.4]) * s)], [(hand, 5.5 * s)])
+        if body[f'arm_mode{side}'] == 'down':
+            upper |= fore
+        else:
+            in_front.append((fore, ARM[side]))
+        along = (el - sh) / np.linalg.norm(el - sh)
+        below_armpit = (PIXELS - sh) @ along > (armpit - sh) @ along
+        layers.paint(upper & (~worn | (below_armpit & ~sleeves)), ARM[side], skin)
+    return in_front
+
+
+def _draw_head(layers, rng, body, hair_style, skin, hair):
+    """Hair cap (above the mouth line), face, fringe, then eyes, brows and mouth."""
+    canvas, s = Canvas(), body['s']
+    rx, ry, angle = body['head_rx'], body['head_ry'], body['head_tilt']
+    t = np.linspace(0, 2 * np.pi, 60, endpoint=False)
+    if hair_style == 'bob':
+        cap = np.stack([1.22 * rx * np.cos(t), 0.05 * ry + 1.12 * ry * np.sin(t)], 1)
+        cap = cap[cap[:, 1] < 0.5 * ry]
+    else:
+        cap = np.stack([1.1 * rx * np.cos(t), -0.14 * ry + 1.02 * ry * np.sin(t)], 1)
+        cap = cap[cap[:, 1] < 0.3 * ry]
+    layers.paint(canvas.mask([on_head(body, cap[:, 0], cap[:, 1])]), HAIR, hair)
+    layers.paint(canvas.mask([_ellipse(body['head'], rx, ry, angle)]), FACE, skin)
+    start = np.arcsin(-rng.uniform(0.4, 0.55))  # the hairline, as an angle on the face ellipse
+    fringe = _ellipse(body['head'], rx, ry, angle, n=24, start=np.pi - start, stop=2 * np.pi + start)
+    layers.paint(canvas.mask([fringe]), HAIR, hair)
+    # features are colour only: the parse keeps them as face
+    eyes = canvas.mask(circles=[(on_head(body, u * rx, 0), 1.7 * s) for u in (-0.36, 0.36)])
+    brows = canvas.mask([_limb([on_head(body, (u - 0.12) * rx, -0.2 * ry),
+                                on_head(body, (u + 0.12) * rx, -0.22 * ry)], [0.9, 0.9])
+                         for u in (-0.36, 0.36)])
+    mouth = canvas.mask([_limb([on_head(body, -0.2 * rx, 0.56 * ry), on_head(body, 0.2 * rx, 0.56 * ry)],
+                               [1.1, 1.1])])
+    layers.image[eyes] = (40, 32, 30)
+    layers.image[brows & (layers.parse == FACE)] = hair * 0.8
+    layers.image[mouth] = (150, 72, 70)
+
+
+def render_person(rng, body, garment, cloth_mask):
+    """Draw the person back to front -> (image uint8 [H, W, 3], parse uint8 [H, W])."""
+    layers = Layers(background=rng.uniform(234, 246) + rng.uniform(-2, 2, 3))
+    skin, hair = _colour(rng, SKIN), _colour(rng, HAIR_COLOURS)
+    bottom = _colour(rng, BOTTOM_COLOURS)
+    rx, ry, s, torso = body['head_rx'], body['head_ry'], body['s'], body['torso']
+
+    hair_style = rng.choice(['short', 'long', 'bob'], p=[0.45, 0.35, 0.2])
+    if hair_style == 'long':  # falls behind the shoulders
+        length = rng.uniform(20, 40) * s
+        back = [on_head(body, -1.08 * rx, -0.1 * ry), torso(-1.25 * rx, length),
+                torso(1.25 * rx, length), on_head(body, 1.08 * rx, -0.1 * ry)]
+        layers.paint(Canvas().mask([back]), HAIR, hair)
+    _draw_lower_body(layers, rng, body, garment['dress'], skin, bottom)
+
+    rgb, worn, sleeves = warp_garment(body, garment, cloth_mask)
+    place = _body_frames(body, garment)
+    sleeveless = garment['sleeves'] == 'none'
+    _draw_torso_skin(layers, body, place(garment['points']['neckline']), sleeveless, skin)
+    layers.paint(worn, garment['label'], rgb)
+    in_front = _draw_arms(layers, body, worn, sleeves, place(garment['points']['armpits']),
+                          sleeveless, skin)
+    _draw_head(layers, rng, body, hair_style, skin, hair)
+    for mask, label in in_front:  # forearms in front of the torso cover the garment
+        layers.paint(mask, label, skin)
+    return np.clip(layers.image, 0, 255).astype(np.uint8), layers.parse
+
+
+def make_sample(seed, person_id):
+    """Everything about one person: dict of image, parse, keypoints, cloth, cloth_mask."""
+    rng = np.random.default_rng([seed, person_id])
+    garment = random_garment(rng)
+    cloth, cloth_mask = render_cloth(garment)
+    body = random_body(rng, long_sleeves=garment['sleeves'] == 'long')
+    image, parse = render_person(rng, body, garment, cloth_mask)
+    return dict(image=image, parse=parse, keypoints=keypoints(body, rng), cloth=cloth,
+                cloth_mask=cloth_mask)
+
+
+# ----------------------------------------------------------------------------------------
+# Writing the dataset
+
+def _names(person_id):
+    return f'{person_id:06d}_0.jpg', f'{person_id:06d}_1.jpg'
+
+
+def _split_ids(n_train, n_test):
+    return {'train': [TRAIN_ID0 + i for i in range(n_train)],
+            'test': [TEST_ID0 + i for i in range(n_test)]}
+
+
+def planned_files(n_train, n_test):
+    """Every path (relative to the root) that generate() writes, the marker excluded."""
+    files = ['train_pairs.txt', 'test_pairs.txt', 'test_pairs_same.txt']
+    for split, ids in _split_ids(n_train, n_test).items():
+        for person_id in ids:
+            person, cloth = _names(person_id)
+            files += [f'{split}/image/{person}', f'{split}/image-parse/{person[:-4]}.png',
+                      f'{split}/pose/{person[:-4]}_keypoints.json',
+                      f'{split}/cloth/{cloth}', f'{split}/cloth-mask/{cloth}']
+    return files
+
+
+def _write_person(folder, sample, person_id):
+    person, cloth = _names(person_id)
+    stem = person[:-4]
+    Image.fromarray(sample['image']).save(folder / 'image' / person, 'JPEG', **JPEG_OPTIONS)
+    parse = Image.fromarray(sample['parse'], mode='L').convert('P')
+    parse.putpalette(lip_palette())
+    parse.save(folder / 'image-parse' / f'{stem}.png')
+    pose = {'version': 1.0, 'people': [{
+        'face_keypoints': [], 'pose_keypoints': [float(v) for v in sample['keypoints'].ravel()],
+        'hand_right_keypoints': [], 'hand_left_keypoints': []}]}
+    (folder / 'pose' / f'{stem}_keypoints.json').write_text(json.dumps(pose))
+    Image.fromarray(sample['cloth']).save(folder / 'cloth' / cloth, 'JPEG', **JPEG_OPTIONS)
+    mask = Image.fromarray(sample['cloth_mask'].astype(np.uint8) * 255, mode='L')
+    mask.save(folder / 'cloth-mask' / cloth, 'JPEG', **JPEG_OPTIONS)
+
+
+def _derangement(rng, n):
+    """A permutation without fixed points (one cycle through a random order)."""
+    order = rng.permutation(n)
+    result = np.empty(n, int)
+    result[order] = np.roll(order, -1)
+    return result
+
+
+def read_marker(root):
+    """The marker of a sample dataset in `root` (a dict), or None if there is none."""
+    try:
+        return json.loads((Path(root) / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def generate(root, n_train=64, n_test=16, seed=0):
+    """Write a sample dataset of n_train + n_test persons into `root` (see the module doc).
+
+    Existing files of the same names are overwritten; nothing else in `root` is touched.
+    The marker `root/.sample_dataset` lists every file written: it is written first (as
+    incomplete) so an interrupted run can still be cleaned up, and completed at the end.
+    """
+    if not 1 <= n_train <= TEST_ID0 - TRAIN_ID0:
+        raise ValueError(f'n_train must be between 1 and {TEST_ID0 - TRAIN_ID0}, got {n_train}')
+    if not 2 <= n_test <= 999999 - TEST_ID0:
+        raise ValueError(f'n_test must be at least 2 (test_pairs.txt pairs every test person '
+                         f'with another person\'s garment), got {n_test}')
+    root = Path(root)
+    files = planned_files(n_train, n_test)
+    marker = dict(generator='sample_data.py', n_train=n_train, n_test=n_test, seed=seed,
+                  complete=False, files=files)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text(json.dumps(marker, indent=1))
+
+    ids = _split_ids(n_train, n_test)
+    for split, split_ids in ids.items():
+        for sub in SUBDIRS:
+            (root / split / sub).mkdir(parents=True, exist_ok=True)
+        for person_id in split_ids:
+            _write_person(root / split, make_sample(seed, person_id), person_id)
+
+    def write_pairs(name, pairs):
+        (root / name).write_text(''.join(f'{_names(p)[0]} {_names(c)[1]}\n' for p, c in pairs))
+    write_pairs('train_pairs.txt', [(i, i) for i in ids['train']])
+    write_pairs('test_pairs_same.txt', [(i, i) for i in ids['test']])
+    partner = _derangement(np.random.default_rng([seed, 999999]), n_test)
+    write_pairs('test_pairs.txt', [(i, ids['test'][j]) for i, j in zip(ids['test'], partner)])
+
+    marker['complete'] = True
+    (root / MARKER).write_text(json.dumps(marker, indent=1))
+
+
+def remove_sample(root):
+    """Delete what a previous generate() wrote in `root` (per its marker), nothing else.
+
+    Folders are removed only when that leaves them empty. Returns the number of files removed.
+    """
+    root = Path(root)
+    marker = read_marker(root)
+    if marker is None:
+        return 0
+    removed = 0
+    for name in marker.get('files', []):
+        path = root / name
+        if '..' in Path(name).parts or Path(name).is_absolute():
+            continue  # a marker edited to point elsewhere: ignore
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+            removed += 1
+    for split in ('train', 'test'):
+        for sub in SUBDIRS:
+            _remove_if_empty(root / split / sub)
+        _remove_if_empty(root / split)
+    (root / MARKER).unlink()
+    return removed
+
+
+def _remove_if_empty(folder):
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+# ----------------------------------------------------------------------------------------
+# Preview picture
+
+def _parse_colours(parse):
+    palette = np.array(lip_palette(), np.uint8).reshape(-1, 3)
+    colours = palette[parse]
+    colours[parse == 0] = 255
+    return colours
+
+
+def preview(path, seed=0, ids=(0, 4, 7)):
+    """Save a strip of garment / person / parse for three sample persons (a small PNG)."""
+    tiles = []
+    gap = np.full((HEIGHT, 4, 3), 255, np.uint8)
+    for person_id in ids:
+        sample = make_sample(seed, person_id)
+        tiles += [sample['cloth'], gap, sample['image'], gap, _parse_colours(sample['parse']),
+                  np.full((HEIGHT, 12, 3), 255, np.uint8)]
+    strip = Image.fromarray(np.concatenate(tiles[:-1], axis=1))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    strip.quantize(colors=96, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        path, optimize=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Procedural CP-VTON sample dataset in the VITON layout (persons, parses, '
+                    'poses, garments, masks, pairs files). Usually run as '
+                    '`python data_download.py --sample`, which also guards existing data.')
+    parser.add_argument('--dataroot', default=None,
+                        help='write the dataset here (existing files of the same names are '
+                             'overwritten; use data_download.py --sample for the guarded version)')
+    parser.add_argument('--train', type=int, default=64, help='number of train persons (default 64)')
+    parser.add_argument('--test', type=int, default=16, help='number of test persons (default 16, >= 2)')
+    parser.add_argument('--seed', type=int, default=0, help='random seed; same seed -> same files')
+    parser.add_argument('--preview', metavar='PNG', default=None,
+                        help='save a picture of three sample persons with their garments')
+    args = parser.parse_args(argv)
+    if args.dataroot is None and args.preview is None:
+        parser.error('nothing to do: pass --dataroot DIR and/or --preview PNG')
+    if args.dataroot is not None:
+        generate(args.dataroot, args.train, args.test, args.seed)
+        print(f'wrote {args.train} train and {args.test} test persons to {args.dataroot}')
+    if args.preview is not None:
+        preview(args.preview, seed=args.seed)
+        print(f'wrote {args.preview} ({os.path.getsize(args.preview) // 1024} KB)')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
