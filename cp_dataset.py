@@ -23,7 +23,6 @@ from functools import partial
 import numpy as np
 import torch
 import torch.utils.data as data
-import torchvision.transforms.functional as TF
 from PIL import Image
 from tqdm import tqdm
 
@@ -55,15 +54,24 @@ class ImageSizeError(DatasetError):
     """An image or parse that is not fine_width x fine_height (nothing is resized at load time)."""
 
 
+def normalised(array):
+    """uint8 [C, H, W] (or [H, W]) array -> float32 array in [-1, 1]: ToTensor + Normalize(0.5,
+    0.5), i.e. (v / 255 - 0.5) / 0.5, by the same float32 operations, so bit for bit the same."""
+    array = np.asarray(array)
+    values = np.divide(array[None] if array.ndim == 2 else array, np.float32(255), dtype=np.float32)
+    values -= 0.5
+    values *= 2  # == / 0.5 exactly
+    return values
+
+
 def to_tensor(image):
-    """PIL image -> float32 CHW tensor in [-1, 1] (ToTensor + Normalize(0.5, 0.5)).
+    """PIL image (L or RGB) -> float32 CHW tensor in [-1, 1] (ToTensor + Normalize(0.5, 0.5)).
 
     The original used 3-element mean/std for 1-channel images too, which modern torchvision
-    rejects; here mean/std have one entry per channel (same values).
+    rejects; the values here are the ones of (0.5,)/(0.5,) per channel.
     """
-    tensor = TF.to_tensor(image)
-    half = [0.5] * tensor.shape[0]
-    return TF.normalize(tensor, half, half)
+    array = np.asarray(image)
+    return torch.from_numpy(normalised(array.transpose(2, 0, 1) if array.ndim == 3 else array))
 
 
 def make_grid_image(height=256, width=192):
@@ -90,7 +98,7 @@ def read_image(path, size, mode):
     try:
         with Image.open(path) as image:
             image.load()
-            converted = image.convert(mode)
+            converted = image if image.mode == mode else image.convert(mode)
     except FileNotFoundError:
         raise DatasetError(f'{path}: file not found') from None
     except Exception as err:  # PIL raises OSError, SyntaxError or ValueError on bad files
@@ -159,21 +167,30 @@ def read_pose(path):
     return points[BODY25_TO_COCO18] if len(points) == 25 else points
 
 
-def pose_maps(keypoints, height, width, radius):
-    """18 keypoints -> float32 [18, H, W] maps: 1 inside a (2r+1)-px square around each point.
+def pose_squares(keypoints, radius):
+    """(index, rows, columns) slices of the square drawn for each visible keypoint.
 
     Equal to the original's PIL drawing `ImageDraw.rectangle((x-r, y-r, x+r, y+r))`: Pillow
     truncates float corners towards zero, includes both corners and clips at the border.
-    Points with x <= 1 or y <= 1 (missing points are (0, 0)) give an empty map (the original's
+    Points with x <= 1 or y <= 1 (missing points are (0, 0)) are not drawn (the original's
     strict `x > 1 and y > 1`).
     """
-    points = np.asarray(keypoints, dtype=np.float64)
-    x, y = points[:, 0:1], points[:, 1:2]
-    visible = (x > 1) & (y > 1)
-    columns, rows = np.arange(width), np.arange(height)
-    in_x = (columns >= np.trunc(x - radius)) & (columns <= np.trunc(x + radius)) & visible
-    in_y = (rows >= np.trunc(y - radius)) & (rows <= np.trunc(y + radius))
-    return (in_y[:, :, None] & in_x[:, None, :]).astype(np.float32)
+    squares = []
+    for i, (x, y) in enumerate(np.asarray(keypoints, dtype=np.float64)[:, :2]):
+        if x > 1 and y > 1:
+            rows = slice(max(int(y - radius), 0), max(int(y + radius) + 1, 0))
+            columns = slice(max(int(x - radius), 0), max(int(x + radius) + 1, 0))
+            squares.append((i, rows, columns))
+    return squares
+
+
+def pose_maps(keypoints, height, width, radius):
+    """18 keypoints -> float32 [18, H, W] maps: 1 inside the square of each visible point
+    (see pose_squares), 0 elsewhere."""
+    maps = np.zeros((len(keypoints), height, width), np.float32)
+    for i, rows, columns in pose_squares(keypoints, radius):
+        maps[i, rows, columns] = 1
+    return maps
 
 
 def blur_shape(shape_mask, width, height):
@@ -201,33 +218,45 @@ def pair_readers(size):
     }
 
 
+# Label id -> 255 on the head, 0 elsewhere / 0 on the garment, 255 elsewhere (index with the parse).
+HEAD_ON = np.where(np.isin(np.arange(256), HEAD_LABELS), 255, 0).astype(np.uint8)
+CLOTH_OFF = np.where(np.isin(np.arange(256), CLOTH_LABELS), 0, 255).astype(np.uint8)
+
+
 def item_tensors(cloth, cloth_mask, image, parse, pose, radius):
     """One pair's tensors from its files as pair_readers returns them (PIL images, label array,
     keypoints): the spec's item without names and grid image. Used by CPDataset and tryon.py.
+
+    Equal to the original's float computations, done on uint8 pixels first: image*m + (1-m)
+    and image*m - (1-m) for a {0,1} mask m are `image` inside the mask and +1 / -1 outside,
+    which are the normalised values of 255 / 0. All images are then normalised in one pass.
     """
     height, width = parse.shape
-    cloth_mask = torch.from_numpy((np.array(cloth_mask) >= 128).astype(np.float32))[None]
-    image = to_tensor(image)
+    pixels = np.empty((13, height, width), np.uint8)  # cloth, image, parse_cloth, shape, head
+    for channel, band in enumerate(cloth.split() + image.split()):
+        pixels[channel] = band
+    np.maximum(pixels[3:6], np.take(CLOTH_OFF, parse), out=pixels[6:9])  # garment, white elsewhere
+    pixels[9] = blur_shape(parse > 0, width, height)
+    np.minimum(pixels[3:6], np.take(HEAD_ON, parse), out=pixels[10:13])  # head, black elsewhere
+    values = normalised(pixels)
 
-    shape = to_tensor(blur_shape(parse > 0, width, height))
-    head_mask = torch.from_numpy(np.isin(parse, HEAD_LABELS).astype(np.float32))
-    garment_mask = torch.from_numpy(np.isin(parse, CLOTH_LABELS).astype(np.float32))
-    parse_cloth = image * garment_mask + (1 - garment_mask)  # garment pixels, +1 elsewhere
-    head = image * head_mask - (1 - head_mask)  # head pixels, -1 elsewhere ("fill 0" in the source)
+    agnostic = np.empty((4 + len(pose), height, width), np.float32)  # shape, head, 18 pose maps
+    agnostic[0:4], agnostic[4:] = values[9:13], -1
+    pose_image = np.full((1, height, width), -1, np.float32)  # all squares, for display
+    for i, rows, columns in pose_squares(pose, radius):
+        agnostic[4 + i, rows, columns] = 1
+        pose_image[0, rows, columns] = 1
 
-    maps = pose_maps(pose, height, width, radius)
-    pose_map = torch.from_numpy(maps * 2 - 1)
-    pose_image = torch.from_numpy(maps.max(axis=0, keepdims=True) * 2 - 1)  # all squares, for display
-
+    tensors = torch.from_numpy(values)  # the items below are non-overlapping views of it
     return {
-        'cloth': to_tensor(cloth),
-        'cloth_mask': cloth_mask,
-        'image': image,
-        'agnostic': torch.cat([shape, head, pose_map], 0),
-        'parse_cloth': parse_cloth,
-        'shape': shape,
-        'head': head,
-        'pose_image': pose_image,
+        'cloth': tensors[0:3],
+        'cloth_mask': torch.from_numpy((np.asarray(cloth_mask) >= 128).astype(np.float32)[None]),
+        'image': tensors[3:6],
+        'agnostic': torch.from_numpy(agnostic),
+        'parse_cloth': tensors[6:9],
+        'shape': tensors[9:10],
+        'head': tensors[10:13],
+        'pose_image': torch.from_numpy(pose_image),
     }
 
 
@@ -349,7 +378,8 @@ class CPDataset(data.Dataset):
             'im_name': self.im_names[index],
             **item_tensors(**self.read_files(index), radius=self.radius),
             # The original gives '' in the TOM stage (collated into a list of '').
-            'grid_image': self.grid_image.clone() if self.stage == 'GMM' else '',
+            # A copy per item (numpy's: torch's clone would start its thread pool for 0.6 MB).
+            'grid_image': torch.from_numpy(self.grid_image.numpy().copy()) if self.stage == 'GMM' else '',
         }
 
 

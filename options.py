@@ -73,12 +73,19 @@ def train_parser():
                              "(total steps = keep_step + decay_step)")
     parser.add_argument("--resume", action="store_true",
                         help="(new) continue from <checkpoint_dir>/<name>/train_state.pth "
-                             "(weights, optimiser, scheduler, step, RNG states)")
+                             "(weights, optimiser, scheduler, gradient scaler, step)")
     parser.add_argument("--perceptual", default="vgg19", choices=["vgg19", "none"],
                         help="(new) TOM perceptual loss: vgg19 (original) or none (VGG term = 0)")
     parser.add_argument("--vgg_weights", default=None,
                         help="(new) local VGG19 ImageNet weights file (vgg19-dcbb9e9d.pth); "
                              "default: torchvision's cache / download")
+    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"],
+                        help="(new) mixed precision (autocast) for the forward pass and loss: bf16 "
+                             "(CUDA, or CPU: slow without AVX512-BF16/AMX) or fp16 (CUDA only, with "
+                             "a gradient scaler); none = float32")
+    parser.add_argument("--sync_bn", action="store_true",
+                        help="(new) under torchrun: synchronise the GMM's BatchNorm statistics across "
+                             "processes (CUDA only); checkpoints still load into the plain model")
     return parser
 
 
@@ -88,6 +95,16 @@ def test_parser():
     parser.add_argument("--result_dir", default="result",
                         help="results go to <result_dir>/<basename of checkpoint>/<datamode>/")
     parser.add_argument("--checkpoint", required=True, help="model checkpoint for test (required)")
+    parser.add_argument("--precision", default="fp32", choices=list(networks.PRECISIONS),
+                        help="(new) inference precision: fp32 (default); bf16 autocast (CUDA, or a CPU "
+                             "with native bf16: AVX512-BF16/AMX; elsewhere it works but is slower); "
+                             "fp16 autocast (CUDA only)")
+    parser.add_argument("--channels_last", default=1, type=int, choices=[0, 1],
+                        help="(new) 1: run the model in the channels_last memory format (faster "
+                             "convolutions, same outputs up to float rounding); 0: plain layout")
+    parser.add_argument("--save_threads", type=int, default=2,
+                        help="(new) threads that encode and write the result images (and TensorBoard "
+                             "images) while the next batch runs; 0 = write in the main loop")
     return parser
 
 

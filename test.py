@@ -9,6 +9,12 @@ Results go to <result_dir>/<basename(checkpoint)>/<datamode>/: GMM warp-cloth/<c
 warp-mask/<cloth name>, TOM try-on/<person name> (JPEG, as the original). Each output folder is
 written beside the target and swapped in at the end, so a re-run never mixes old and new results
 and an interrupted run leaves the previous results untouched.
+
+Speed (see bench.py): the model runs under torch.inference_mode() in the channels_last memory
+format (--channels_last 0 for the plain layout; same outputs up to float rounding), optionally
+in bf16/fp16 autocast (--precision; fp32 by default), and the images are encoded and written by
+--save_threads threads while the next batch runs. More DataLoader workers (-j) and a larger
+batch (-b) help where there are cores and memory to spare.
 """
 import os
 import shutil
@@ -24,7 +30,7 @@ import networks
 from cp_dataset import CPDataLoader, CPDataset, DatasetError
 from options import device_of, test_options
 from train import FORWARD, board_rows, to_device
-from visualization import board_add_images, save_images
+from visualization import ImageWriter, board_add_images
 
 
 def result_images(stage, inputs, out):
@@ -46,6 +52,10 @@ def warn_duplicates(names, what, shown=5):
 
 def test(opt, device):
     torch.manual_seed(opt.seed)
+    autocast = networks.autocast(device, opt.precision)  # ValueError for fp16 off CUDA
+    if opt.precision == "bf16" and not networks.native_bf16(device):
+        print(f"warning: {device} has no native bf16 (AVX512-BF16/AMX on CPUs): --precision bf16 runs "
+              "emulated, slower than fp32", file=sys.stderr)
     dataset = CPDataset(opt)
     loader = CPDataLoader(opt, dataset)
     print(f"Dataset size: {len(dataset)}")
@@ -56,7 +66,7 @@ def test(opt, device):
 
     model = networks.build_model(opt.stage, opt)
     networks.load_checkpoint(model, opt.checkpoint, stage=opt.stage)
-    model.to(device).eval()
+    model = networks.for_inference(model.to(device), channels_last=bool(opt.channels_last))
     board = SummaryWriter(logdir=os.path.join(opt.tensorboard_dir, opt.name))
 
     out_root = os.path.join(opt.result_dir, os.path.basename(opt.checkpoint), opt.datamode)
@@ -64,14 +74,16 @@ def test(opt, device):
     work = tempfile.mkdtemp(prefix=".partial-", dir=out_root)
     folders = ["warp-cloth", "warp-mask"] if opt.stage == "GMM" else ["try-on"]
     try:
-        with torch.inference_mode():
+        # Result images are encoded and written by `writer`'s threads while the next batch runs
+        # (with --save_threads 0, in this loop); leaving the `with` waits for the last ones.
+        with ImageWriter(opt.save_threads) as writer, torch.inference_mode(), autocast:
             for i, batch in enumerate(tqdm(loader.data_loader, desc=f"test {opt.stage}", unit="batch")):
                 inputs = to_device(batch, device)
                 out = FORWARD[opt.stage](model, inputs)
                 for folder, (images, names) in result_images(opt.stage, inputs, out).items():
-                    save_images(images, names, os.path.join(work, folder))
+                    writer.save(images, names, os.path.join(work, folder))
                 if (i + 1) % opt.display_count == 0:
-                    board_add_images(board, "combine", board_rows(opt.stage, inputs, out), i + 1)
+                    writer.submit(board_add_images, board, "combine", board_rows(opt.stage, inputs, out), i + 1)
         for folder in folders:  # swap the new results in; the old ones leave with `work`
             target, new = os.path.join(out_root, folder), os.path.join(work, folder)
             os.makedirs(new, exist_ok=True)
@@ -89,8 +101,13 @@ def main(argv=None):
     opt = test_options(argv)
     if not os.path.isfile(opt.checkpoint):
         raise SystemExit(f"error: checkpoint not found: {opt.checkpoint!r} (--checkpoint)")
+    device = device_of(opt)
     try:
-        return test(opt, device_of(opt))
+        networks.autocast(device, opt.precision)  # fp16 off CUDA: a clear error before any work
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    try:
+        return test(opt, device)
     except (networks.CheckpointError, DatasetError) as e:
         raise SystemExit(f"error: {e}")
 

@@ -112,7 +112,7 @@ def try_on(gmm, tom, files, names, device):
 def load_model(stage, path, device):
     model = networks.build_model(stage, MODEL_OPT)
     networks.load_checkpoint(model, path, stage=stage)
-    return model.to(device).eval()
+    return networks.for_inference(model.to(device))  # test.py's default fast path: same outputs
 
 
 def fail(message):

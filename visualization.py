@@ -3,6 +3,7 @@
 Tensors are in the networks' range [-1, 1]; they are shown as (t + 1) / 2.
 """
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -19,34 +20,40 @@ LIP_PALETTE = [
 BOARD_MAX_IMAGES = 4  # batch elements logged per TensorBoard grid, to bound event-file size
 
 
+# The helpers below compute in numpy: torch's elementwise ops would wake its intra-op thread pool
+# for every small image, which costs more than the arithmetic (badly so on a loaded machine) and
+# oversubscribes the cores when they run on ImageWriter's threads. Same float32 values.
+
+
 def to_unit(t):
-    """[-1, 1] tensor -> [0, 1] (clamped), 1-channel repeated to 3."""
-    t = ((t.detach().float() + 1) / 2).clamp(0, 1)
-    return t.expand(*t.shape[:-3], 3, *t.shape[-2:]) if t.shape[-3] == 1 else t
+    """[-1, 1] tensor -> [0, 1] float32 array (clamped), 1-channel repeated to 3."""
+    a = np.clip((t.detach().float().cpu().numpy() + 1) / 2, 0, 1)
+    return np.broadcast_to(a, (*a.shape[:-3], 3, *a.shape[-2:])) if a.shape[-3] == 1 else a
 
 
 def combine_rows(rows):
-    """rows: list of lists of [b, c, H, W] tensors -> [b, 3, rows*H, cols*W] canvas (background 0.5)."""
+    """rows: list of lists of [b, c, H, W] tensors -> [b, 3, rows*H, cols*W] tensor in [0, 1]
+    (background 0.5)."""
     b, _, h, w = rows[0][0].shape
     n_cols = max(len(row) for row in rows)
-    canvas = torch.full((b, 3, len(rows) * h, n_cols * w), 0.5)
+    canvas = np.full((b, 3, len(rows) * h, n_cols * w), 0.5, np.float32)
     for i, row in enumerate(rows):
         for j, t in enumerate(row):
-            canvas[:, :, i * h:(i + 1) * h, j * w:(j + 1) * w] = to_unit(t).cpu()
-    return canvas
+            canvas[:, :, i * h:(i + 1) * h, j * w:(j + 1) * w] = to_unit(t)
+    return torch.from_numpy(canvas)
 
 
 def board_add_images(board, tag, rows, step):
     """Log one grid image per batch element (at most BOARD_MAX_IMAGES) as '<tag>/%03d'."""
-    canvas = combine_rows(rows)
-    for i, image in enumerate(canvas[:BOARD_MAX_IMAGES]):
+    canvas = combine_rows([[t[:BOARD_MAX_IMAGES] for t in row] for row in rows])
+    for i, image in enumerate(canvas):
         board.add_image(f"{tag}/{i:03d}", image, step)
 
 
 def tensor_to_image(t):
     """One [c, H, W] tensor in [-1, 1] -> PIL image, as the original saves results:
     (t+1)/2*255 clamped to [0, 255] and truncated to uint8; 1 channel -> 'L', 3 -> 'RGB'."""
-    array = ((t.detach().float().cpu() + 1) * 0.5 * 255).clamp(0, 255).numpy().astype(np.uint8)
+    array = np.clip((t.detach().float().cpu().numpy() + 1) * 0.5 * 255, 0, 255).astype(np.uint8)
     if array.shape[0] == 1:
         return Image.fromarray(array[0], "L")
     return Image.fromarray(array.transpose(1, 2, 0), "RGB")
@@ -58,6 +65,53 @@ def save_images(tensors, names, save_dir):
     os.makedirs(save_dir, exist_ok=True)
     for t, name in zip(tensors, names):
         tensor_to_image(t).save(os.path.join(save_dir, name))
+
+
+class ImageWriter:
+    """Runs save_images (and other output work, e.g. TensorBoard logging) on a small thread pool,
+    so that JPEG encoding and file writes overlap the next batch's compute (Pillow releases the
+    GIL while encoding). A context manager: leaving it waits for every pending task; the first
+    error of a task is raised there or on a later call. At most 2 * threads tasks are pending;
+    threads=0 runs every task at once in the caller's thread."""
+
+    def __init__(self, threads=2):
+        self.pool = None
+        if threads > 0:
+            self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="image-writer")
+        self.limit, self.pending = 2 * threads, []
+
+    def submit(self, fn, *args):
+        """Run fn(*args) on the pool (first waiting while too many tasks are pending)."""
+        if self.pool is None:
+            fn(*args)
+            return
+        while len(self.pending) >= self.limit:
+            self.pending.pop(0).result()  # raises the task's error, if any
+        for future in [f for f in self.pending if f.done()]:
+            self.pending.remove(future)
+            future.result()
+        self.pending.append(self.pool.submit(fn, *args))
+
+    def save(self, tensors, names, save_dir):
+        """save_images(tensors, names, save_dir) on the pool (tensors are moved to the CPU here)."""
+        self.submit(save_images, tensors.detach().cpu(), list(names), save_dir)
+
+    def wait(self):
+        """Wait for every pending task; raises the first error."""
+        pending, self.pending = self.pending, []
+        for future in pending:
+            future.result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None:
+                self.wait()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def colorize_parse(labels):

@@ -3,6 +3,8 @@
 # Every setting can be overridden from the environment, e.g.
 #   DEVICE=cpu KEEP_STEP=1000 DECAY_STEP=1000 ./step1-train-gmm.sh
 # EXTRA_ARGS is appended (word-split) to every train.py/test.py call, e.g. EXTRA_ARGS="--resume".
+# Training: NPROC=4 runs train.py in 4 processes (one per GPU, DistributedDataParallel; BATCH_SIZE is
+# per process), AMP=bf16|fp16 trains with mixed precision.
 # Outputs (checkpoints/, result/, tensorboard/, logs/) go to the current directory; the scripts
 # find the Python files next to themselves, so they can be run from anywhere.
 
@@ -18,6 +20,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${SAVE_COUNT:=5000}"
 : "${DISPLAY_COUNT:=20}"
 : "${PERCEPTUAL:=vgg19}"
+: "${NPROC:=1}"
+: "${AMP:=none}"
 : "${SEED:=0}"
 : "${DATA_LIST_TEST:=test_pairs.txt}"
 : "${EXTRA_ARGS:=}"
@@ -49,10 +53,14 @@ logged() {  # run a command with its output also appended to the log (Ctrl-C rea
   "$@" 2>&1 | (trap '' INT; exec tee -a "$LOG")
 }
 
-train_py() {  # train_py ARGS...: train.py with the shared settings
+train_py() {  # train_py ARGS...: train.py with the shared settings, in NPROC processes
+  local launch=("$PYTHON")
+  if [ "$NPROC" != 1 ]; then  # PyTorch's launcher (torchrun) of the venv's python
+    launch=("$PYTHON" -m torch.distributed.run --standalone --nproc_per_node "$NPROC")
+  fi
   # shellcheck disable=SC2086  # EXTRA_ARGS is word-split on purpose
-  logged "$PYTHON" "$REPO/train.py" "${COMMON_ARGS[@]}" --keep_step "$KEEP_STEP" --decay_step "$DECAY_STEP" \
-    --save_count "$SAVE_COUNT" "$@" $EXTRA_ARGS
+  logged "${launch[@]}" "$REPO/train.py" "${COMMON_ARGS[@]}" --keep_step "$KEEP_STEP" --decay_step "$DECAY_STEP" \
+    --save_count "$SAVE_COUNT" --amp "$AMP" "$@" $EXTRA_ARGS
 }
 
 test_py() {  # test_py ARGS...: test.py with the shared settings

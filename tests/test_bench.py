@@ -1,0 +1,33 @@
+"""bench.py --quick runs end to end and writes its figures as JSON (no timing is checked)."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT_DIR = Path(__file__).resolve().parent.parent
+
+
+def test_bench_quick_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "bench.py", "--quick", "--device", "cpu", "--json", str(out)],
+                          cwd=ROOT_DIR, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert {"machine", "peak_gflops", "dataset", "forward", "end_to_end", "train", "memory",
+            "targets"} <= results.keys()
+    assert results["quick"] is True
+    assert {"matmul_fp32", "conv_fp32", "conv_bf16_channels_last", "native_bf16"} <= results["peak_gflops"].keys()
+    assert results["dataset"]["equal_to_original"] is True
+    assert {"original_items_per_s", "items_per_s", "speedup", "loader_items_per_s"} <= results["dataset"].keys()
+    modes = {(r["model"], r["mode"]) for r in results["forward"]}
+    assert {("GMM", "fp32"), ("GMM", "fast"), ("TOM", "fp32"), ("TOM", "fast")} <= modes
+    assert all(r["max_abs_diff"] < 1e-4 for r in results["forward"] if r["mode"] in ("fp32", "fast"))
+    e2e = results["end_to_end"]
+    assert {"original_pairs_per_s", "pairs_per_s", "speedup", "image_max_level_diff"} <= e2e.keys()
+    assert {"GMM_steps_per_s", "TOM_steps_per_s"} <= results["train"].keys()
+    assert results["memory"]["peak_rss_mb"] > 0
+    assert set(results["targets"]) == {"end_to_end_speedup", "dataset_speedup", "fp32_max_abs_diff"}
+    numbers = [e2e["pairs_per_s"], e2e["original_pairs_per_s"], results["dataset"]["items_per_s"]]
+    assert all(math.isfinite(x) and x > 0 for x in numbers)
+    assert "end to end" in done.stdout and "forward" in done.stdout  # the table
