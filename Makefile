@@ -18,6 +18,10 @@ DEMO_LR ?= 3e-4
 DEMO_BATCH ?= 4
 DEMO_WORKERS ?= 1
 DEMO_ENV = PYTHON=$(PYTHON) BATCH_SIZE=$(DEMO_BATCH) WORKERS=$(DEMO_WORKERS) DECAY_STEP=0 PERCEPTUAL=none
+# make demo PRETRAINED=1: test with checkpoints/{gmm,tom}_train_new/*_final.pth where present
+# (e.g. from `python data_download.py --checkpoints`) instead of training that stage.
+PRETRAINED ?= 0
+pretrained = $(and $(filter 1,$(PRETRAINED)),$(wildcard checkpoints/$(1)_train_new/$(1)_final.pth))
 
 .PHONY: help install test demo
 
@@ -37,10 +41,10 @@ test: $(INSTALLED)
 
 demo: $(INSTALLED)
 	$(PYTHON) data_download.py --sample
-	$(DEMO_ENV) KEEP_STEP=$(GMM_STEPS) SAVE_COUNT=$(GMM_STEPS) EXTRA_ARGS="--lr $(DEMO_LR)" bash step1-train-gmm.sh
+	$(if $(call pretrained,gmm),@echo "PRETRAINED=1: using $(call pretrained,gmm)",$(DEMO_ENV) KEEP_STEP=$(GMM_STEPS) SAVE_COUNT=$(GMM_STEPS) EXTRA_ARGS="--lr $(DEMO_LR)" bash step1-train-gmm.sh)
 	$(DEMO_ENV) bash step2-test-gmm.sh
 	$(DEMO_ENV) bash step3-generate-tom-data.sh
-	$(DEMO_ENV) KEEP_STEP=$(TOM_STEPS) SAVE_COUNT=$(TOM_STEPS) EXTRA_ARGS="--lr $(DEMO_LR)" bash step4-train-tom.sh
+	$(if $(call pretrained,tom),@echo "PRETRAINED=1: using $(call pretrained,tom)",$(DEMO_ENV) KEEP_STEP=$(TOM_STEPS) SAVE_COUNT=$(TOM_STEPS) EXTRA_ARGS="--lr $(DEMO_LR)" bash step4-train-tom.sh)
 	$(DEMO_ENV) bash step5-test-tom.sh
 	$(PYTHON) smart_show_test_result.py
 	# Evaluation on the same-clothes pairs (each test person with her own garment), in result/same/:
