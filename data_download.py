@@ -344,7 +344,8 @@ def _download_dataset(root, url, pairs_url, force, quiet):
 # ----------------------------------------------------------------------------------------
 # The sample dataset
 
-def make_sample_dataset(dataroot='data', n_train=64, n_test=16, seed=0, force=False):
+def make_sample_dataset(dataroot='data', n_train=sample_data.N_TRAIN, n_test=sample_data.N_TEST, seed=0,
+                        force=False):
     """Write the procedural sample set into `dataroot`, replacing only an earlier sample set.
 
     A real dataset there is refused unless `force`, which renames it aside first.
@@ -485,8 +486,10 @@ def main(argv=None):
                     '(--checkpoints). Safe to rerun: finished steps are skipped.')
     parser.add_argument('--sample', action='store_true',
                         help='write the procedural sample dataset instead (no network, seconds)')
-    parser.add_argument('--train', type=int, default=64, help='--sample: number of train persons (default 64)')
-    parser.add_argument('--test', type=int, default=16, help='--sample: number of test persons (default 16, >= 2)')
+    parser.add_argument('--train', type=int, default=sample_data.N_TRAIN,
+                        help=f'--sample: number of train persons (default {sample_data.N_TRAIN})')
+    parser.add_argument('--test', type=int, default=sample_data.N_TEST,
+                        help=f'--sample: number of test persons (default {sample_data.N_TEST}, >= 2)')
     parser.add_argument('--seed', type=int, default=0, help='--sample: random seed (same seed, same files)')
     parser.add_argument('--dataroot', default='data', help='dataset folder (default: data)')
     parser.add_argument('--force', action='store_true',

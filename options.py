@@ -79,10 +79,11 @@ def train_parser():
     parser.add_argument("--vgg_weights", default=None,
                         help="(new) local VGG19 ImageNet weights file (vgg19-dcbb9e9d.pth); "
                              "default: torchvision's cache / download")
-    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"],
+    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16", "auto"],
                         help="(new) mixed precision (autocast) for the forward pass and loss: bf16 "
                              "(CUDA, or CPU: slow without AVX512-BF16/AMX) or fp16 (CUDA only, with "
-                             "a gradient scaler); none = float32")
+                             "a gradient scaler); auto = bf16 where the device runs it natively, else "
+                             "none; none = float32")
     parser.add_argument("--sync_bn", action="store_true",
                         help="(new) under torchrun: synchronise the GMM's BatchNorm statistics across "
                              "processes (CUDA only); checkpoints still load into the plain model")

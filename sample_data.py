@@ -1,6 +1,6 @@
 """A small procedural dataset in the VITON layout, so CP-VTON runs without the real data.
 
-`generate(root, n_train=64, n_test=16, seed=0)` writes (numpy + Pillow, no downloads):
+`generate(root, n_train=256, n_test=16, seed=0)` writes (numpy + Pillow, no downloads):
 
     root/train_pairs.txt        person with her own garment (same id)
     root/test_pairs.txt         person with another person's garment (every cloth once)
@@ -22,6 +22,8 @@ the colours of skin, hair and clothes vary. Each garment is a flat-lay product i
 short-sleeved, long-sleeved or sleeveless, round or V neck, solid, striped, checked,
 dotted, or with a printed logo or text; it fills the product image (centred, large) the
 way VITON's product photos do.
+Person and product images are softened by a Gaussian blur of SOFTNESS (1) pixel, as a
+photo's optics and downsampling would, instead of PIL's hard, aliased polygon edges.
 
 The worn garment is the product image deformed by a smooth, pose-dependent warp: a
 thin-plate spline through landmarks (neckline, shoulder line, armpits, sides, hem, sleeve
@@ -66,9 +68,15 @@ from scipy import ndimage
 HEIGHT, WIDTH = 256, 192
 PIXELS = np.stack(np.mgrid[:HEIGHT, :WIDTH][::-1], -1).astype(float)  # (x, y) of every pixel
 TRAIN_ID0, TEST_ID0 = 0, 100000
+# The default size: 256 train persons (the GMM generalises from 64 too, but clearly worse: see
+# README, Evaluation), 16 test persons.
+N_TRAIN, N_TEST = 256, 16
 MARKER = '.sample_dataset'
 SUBDIRS = ('image', 'image-parse', 'pose', 'cloth', 'cloth-mask')
 JPEG_OPTIONS = dict(quality=95, subsampling=0, optimize=False)
+# Photos are band-limited (lens, downsampling): the drawn images get a slight Gaussian blur
+# (sigma in pixels) instead of PIL's aliased, hard polygon edges.
+SOFTNESS = 1.0
 
 # LIP label ids (see cp_dataset.LIP_LABELS).
 HAIR, UPPER, DRESS, COAT, PANTS, SKIRT, FACE = 2, 5, 6, 7, 9, 12, 13
@@ -216,18 +224,18 @@ def _texture(rng, garment):
     texture = np.empty((HEIGHT, WIDTH, 3))
     texture[:] = base
     if pattern in ('stripes', 'vstripes'):
-        period = rng.uniform(9, 16)
+        period = rng.uniform(18, 28)
         coord = y if pattern == 'stripes' else x
         stripe = (coord + rng.uniform(0, period)) % period < period * rng.uniform(0.3, 0.5)
         texture[stripe] = other
     elif pattern == 'checks':
-        period = rng.uniform(12, 20)
+        period = rng.uniform(24, 36)
         a = (y + rng.uniform(0, period)) % period < period / 2
         b = (x + rng.uniform(0, period)) % period < period / 2
         texture[a ^ b] = (base + other) / 2
         texture[a & b] = other
     elif pattern == 'dots':
-        period, radius = rng.uniform(11, 16), rng.uniform(2.2, 3.4)
+        period, radius = rng.uniform(20, 28), rng.uniform(4.5, 6.5)
         row = np.floor(y / period)
         dx = (x + (row % 2) * period / 2) % period - period / 2
         dy = y % period - period / 2
@@ -347,10 +355,16 @@ def _jpeg_roundtrip(array):
     return np.array(Image.open(buffer).convert('RGB'))
 
 
+def _soften(image):
+    """A drawn float image as a photo: blurred by SOFTNESS pixels, uint8."""
+    image = ndimage.gaussian_filter(np.asarray(image, float), (SOFTNESS, SOFTNESS, 0))
+    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+
+
 def render_cloth(garment):
     """Product image (uint8 [H, W, 3], garment on white) and its mask (bool [H, W])."""
     shape = Canvas().mask([garment['points']['outline']])
-    cloth = np.where(shape[..., None], garment['texture'], 255).astype(np.uint8)
+    cloth = _soften(np.where(shape[..., None], garment['texture'], 255))
     return cloth, cloth_mask_like_viton(_jpeg_roundtrip(cloth))
 
 
@@ -683,7 +697,7 @@ def render_person(rng, body, garment, cloth_mask):
     _draw_head(layers, rng, body, hair_style, skin, hair)
     for mask, label in in_front:  # forearms in front of the torso cover the garment
         layers.paint(mask, label, skin)
-    return np.clip(layers.image, 0, 255).astype(np.uint8), layers.parse
+    return _soften(layers.image), layers.parse
 
 
 def make_sample(seed, person_id):
@@ -753,7 +767,7 @@ def read_marker(root):
         return None
 
 
-def generate(root, n_train=64, n_test=16, seed=0):
+def generate(root, n_train=N_TRAIN, n_test=N_TEST, seed=0):
     """Write a sample dataset of n_train + n_test persons into `root` (see the module doc).
 
     Existing files of the same names are overwritten; nothing else in `root` is touched.
@@ -854,8 +868,8 @@ def main(argv=None):
     parser.add_argument('--dataroot', default=None,
                         help='write the dataset here (existing files of the same names are '
                              'overwritten; use data_download.py --sample for the guarded version)')
-    parser.add_argument('--train', type=int, default=64, help='number of train persons (default 64)')
-    parser.add_argument('--test', type=int, default=16, help='number of test persons (default 16, >= 2)')
+    parser.add_argument('--train', type=int, default=N_TRAIN, help=f'number of train persons (default {N_TRAIN})')
+    parser.add_argument('--test', type=int, default=N_TEST, help=f'number of test persons (default {N_TEST}, >= 2)')
     parser.add_argument('--seed', type=int, default=0, help='random seed; same seed -> same files')
     parser.add_argument('--preview', metavar='PNG', default=None,
                         help='save a picture of three sample persons with their garments')

@@ -135,7 +135,10 @@ AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 def make_amp(amp, device):
     """(autocast, GradScaler) for --amp: autocast to bf16/fp16 around the forward pass and loss, and
-    loss scaling for fp16 only (for none and bf16 both are disabled and pass everything through)."""
+    loss scaling for fp16 only (for none and bf16 both are disabled and pass everything through).
+    'auto' is bf16 where `device` runs it natively (networks.native_bf16), else none."""
+    if amp == "auto":
+        amp = "bf16" if networks.native_bf16(device) else "none"
     dtype = AMP_DTYPES[amp]
     return (torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
             torch.amp.GradScaler(device.type, enabled=amp == "fp16"))

@@ -83,6 +83,16 @@ def test_bf16_autocast_trains_on_the_cpu(sample_root, tmp_path):
     assert all(w.dtype in (torch.float32, torch.int64) and w.isfinite().all() for w in weights.values())
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_auto_is_bf16_only_where_native(monkeypatch, native):
+    monkeypatch.setattr(networks, "native_bf16", lambda device: native)
+    autocast, scaler = train.make_amp("auto", torch.device("cpu"))
+    with autocast:
+        dtype = torch.nn.Linear(2, 2)(torch.ones(1, 2)).dtype
+    assert dtype == (torch.bfloat16 if native else torch.float32)
+    assert not scaler.is_enabled()
+
+
 # --- DDP gradients: 2 spawned processes vs. one process on the same global batch ---
 
 def global_batch(stage, n=2):
