@@ -24,10 +24,16 @@ def test_bench_quick_writes_json(tmp_path):
     assert {("GMM", "fp32"), ("GMM", "fast"), ("TOM", "fp32"), ("TOM", "fast")} <= modes
     assert all(r["max_abs_diff"] < 1e-4 for r in results["forward"] if r["mode"] in ("fp32", "fast"))
     e2e = results["end_to_end"]
-    assert {"original_pairs_per_s", "pairs_per_s", "speedup", "image_max_level_diff"} <= e2e.keys()
+    assert e2e["original_pairs_per_s"] > 0
+    modes = {m["mode"]: m for m in e2e["modes"]}
+    assert modes["fast"]["precision"] == "fp32"  # bf16 ("fast-bf16") only where it runs natively
+    assert set(modes) <= {"fast", "fast-bf16"}
+    for mode in modes.values():
+        assert {"pairs_per_s", "speedup", "image_max_level_diff", "image_fraction_differing"} <= mode.keys()
     assert {"GMM_steps_per_s", "TOM_steps_per_s"} <= results["train"].keys()
     assert results["memory"]["peak_rss_mb"] > 0
     assert set(results["targets"]) == {"end_to_end_speedup", "dataset_speedup", "fp32_max_abs_diff"}
-    numbers = [e2e["pairs_per_s"], e2e["original_pairs_per_s"], results["dataset"]["items_per_s"]]
+    assert results["targets"]["end_to_end_speedup"]["mode"] in modes
+    numbers = [modes["fast"]["pairs_per_s"], e2e["original_pairs_per_s"], results["dataset"]["items_per_s"]]
     assert all(math.isfinite(x) and x > 0 for x in numbers)
     assert "end to end" in done.stdout and "forward" in done.stdout  # the table

@@ -3,6 +3,7 @@
 Training runs here are a few GMM/TOM steps at batch size 1 on the tiny sample dataset.
 """
 import importlib.util
+import io
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboardX import SummaryWriter
 
 import networks
 import options
@@ -263,25 +265,27 @@ def test_duplicate_outputs_warned_and_stale_results_replaced(sample_root, tmp_pa
 
 # --- visualization ---
 
-class FakeBoard:
-    def __init__(self):
-        self.images = []
-
-    def add_image(self, tag, image, step):
-        self.images.append((tag, image, step))
-
-
-def test_board_images_tiled_clamped_and_limited():
-    b, h, w = 6, 8, 4
+def test_board_images_tiled_clamped_and_limited(tmp_path):
+    b, h, w = 6, 16, 16
     color = torch.full((b, 3, h, w), 3.0)  # out of range: clamped to 1
     mask = torch.full((b, 1, h, w), -1.0)  # 1 channel: repeated to 3, shown black
-    board = FakeBoard()
+    canvas = visualization.combine_rows([[color, mask], [mask]])
+    assert canvas.shape == (b, 3, 2 * h, 2 * w)
+    assert canvas[:, :, :h, :w].eq(1).all() and canvas[:, :, :h, w:].eq(0).all()
+    assert canvas[:, :, h:, w:].eq(0.5).all()  # an empty tile keeps the background
+
+    board = SummaryWriter(tmp_path)
     visualization.board_add_images(board, "combine", [[color, mask], [mask]], 7)
-    assert [tag for tag, _, _ in board.images] == [f"combine/{i:03d}" for i in range(4)]
-    image = board.images[0][1]
-    assert image.shape == (3, 2 * h, 2 * w) and board.images[0][2] == 7
-    assert image[:, :h, :w].eq(1).all() and image[:, :h, w:].eq(0).all()
-    assert image[:, h:, w:].eq(0.5).all()  # an empty tile keeps the background
+    board.close()
+    logged = EventAccumulator(str(tmp_path))
+    logged.Reload()
+    assert logged.Tags()["images"] == [f"combine/{i:03d}" for i in range(4)]  # BOARD_MAX_IMAGES of 6
+    event = logged.Images("combine/000")[0]
+    assert (event.step, event.width, event.height) == (7, 2 * w, 2 * h)
+    image = np.asarray(Image.open(io.BytesIO(event.encoded_image_string)).convert("RGB"), float)
+    tiles = {"white": image[2:h - 2, 2:w - 2], "black": image[2:h - 2, w + 2:-2], "grey": image[h + 2:-2, w + 2:-2]}
+    for tile, level in zip(tiles.values(), (255, 0, 127)):
+        assert np.abs(tile - level).max() <= 6  # JPEG-encoded
 
 
 def test_save_images_truncates_like_the_original(tmp_path):
