@@ -181,13 +181,19 @@ def test_ctrl_c_saves_the_state_and_exits_130(sample_root, tmp_path, monkeypatch
 
 
 def test_ctrl_c_waits_for_the_weight_update():
+    # Python's own Ctrl-C handler, also where the suite was started with SIGINT ignored (a shell's
+    # background job): ctrl_c_deferred only takes over from that handler.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     updated = []
-    with pytest.raises(KeyboardInterrupt):
-        with train.ctrl_c_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            updated.append(True)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with train.ctrl_c_deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                updated.append(True)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert updated == [True]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_resume_without_a_state_is_an_error(sample_root, tmp_path):
