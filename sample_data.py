@@ -68,8 +68,8 @@ from scipy import ndimage
 HEIGHT, WIDTH = 256, 192
 PIXELS = np.stack(np.mgrid[:HEIGHT, :WIDTH][::-1], -1).astype(float)  # (x, y) of every pixel
 TRAIN_ID0, TEST_ID0 = 0, 100000
-# The default size: 256 train persons (the GMM generalises from 64 too, but clearly worse: see
-# README, Evaluation), 16 test persons.
+# The default size: 256 train persons (a GMM trained on 64 generalises clearly worse: README,
+# Results), 16 test persons.
 N_TRAIN, N_TEST = 256, 16
 MARKER = '.sample_dataset'
 SUBDIRS = ('image', 'image-parse', 'pose', 'cloth', 'cloth-mask')
