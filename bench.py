@@ -379,11 +379,13 @@ def end_to_end_section(root, grid_path, work, args, device):
         networks.save_checkpoint(networks.build_model(stage, opt), checkpoints[stage])
     data = ["--dataroot", str(root), "--datamode", "test", "--data_list", "test_pairs.txt",
             "--device", str(device), "--tensorboard_dir", osp.join(work, "tensorboard")]
-    fast = ["--batch-size", str(args.fast_batch), "--workers", str(args.fast_workers)]
-    settings = {"original": ["--batch-size", "4", "--workers", "1"],
-                "fast": fast + ["--precision", "fp32"]}
+    precisions = {"fast": "fp32"}  # test.py modes timed against the original loop
     if device.type == "cuda" or networks.native_bf16(device) or args.emulated_bf16:
-        settings["fast-bf16"] = fast + ["--precision", "bf16"]
+        precisions["fast-bf16"] = "bf16"
+    settings = {"original": ["--batch-size", "4", "--workers", "1"]}
+    for which, precision in precisions.items():
+        settings[which] = ["--batch-size", str(args.fast_batch), "--workers", str(args.fast_workers),
+                           "--precision", precision]
     results = {which: osp.join(work, which) for which in settings}
 
     def stage_argv(which, stage):
@@ -422,16 +424,14 @@ def end_to_end_section(root, grid_path, work, args, device):
     t = {which: statistics.median(v) for which, v in times.items()}
     out = {"pairs": pairs, "original_pairs_per_s": pairs / t["original"],
            "original": {"batch": 4, "workers": 1, "precision": "fp32"}, "modes": []}
-    for which in settings:
-        if which == "original":
-            continue
+    for which, precision in precisions.items():
         # Each mode's images against the original's (the TOM read each mode's own warps).
         diffs = {folder: compare_images(osp.join(results["original"], ckpt, "test", folder),
                                         osp.join(results[which], ckpt, "test", folder))
                  for ckpt, folder in (("gmm_final.pth", "warp-cloth"), ("gmm_final.pth", "warp-mask"),
                                       ("tom_final.pth", "try-on"))}
         out["modes"].append({"mode": which, "batch": args.fast_batch, "workers": args.fast_workers,
-                             "precision": settings[which][-1], "channels_last": True, "save_threads": 2,
+                             "precision": precision, "channels_last": True, "save_threads": 2,
                              "pairs_per_s": pairs / t[which], "speedup": t["original"] / t[which],
                              "image_max_level_diff": {k: v[0] for k, v in diffs.items()},
                              "image_fraction_differing": {k: v[1] for k, v in diffs.items()}})

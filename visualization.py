@@ -52,7 +52,7 @@ def board_add_images(board, tag, rows, step):
 
     Deviation: tensorboardX's add_image writes PNGs, whose encoding (~150 ms for a 576x768 grid of
     a barely trained model's noisy output) took most of the test loop's time on a 2-core CPU; a
-    JPEG takes a few ms and TensorBoard shows it the same way (Summary.Image holds any format)."""
+    JPEG takes ~25 ms and TensorBoard shows it the same way (Summary.Image holds any format)."""
     canvas = combine_rows([[t[:BOARD_MAX_IMAGES] for t in row] for row in rows])
     pixels = (canvas.numpy().transpose(0, 2, 3, 1) * 255).astype(np.uint8)  # as add_image scales
     writer = board._get_file_writer()  # tensorboardX's own route for add_image's summary
