@@ -218,6 +218,20 @@ def warp(image, grid, padding_mode="border"):
                          align_corners=True)
 
 
+def grid_irregularity(grid):
+    """CP-VTON+'s grid-interval consistency term (not in CP-VTON): for every inner pixel of the
+    sampling grid [b,H,W,2], |distance to the left neighbour - distance to the right one| plus the
+    same vertically, averaged over b*H*W. Zero for any affine grid; large where the warp folds or
+    locally stretches the cloth."""
+    def spacing(a, b):  # Euclidean distance between neighbouring grid points (eps: finite gradient)
+        return torch.sqrt(((a - b) ** 2).sum(-1) + 1e-12)
+
+    centre = grid[:, 1:-1, 1:-1]
+    horizontal = spacing(grid[:, 1:-1, :-2], centre) - spacing(grid[:, 1:-1, 2:], centre)
+    vertical = spacing(grid[:, :-2, 1:-1], centre) - spacing(grid[:, 2:, 1:-1], centre)
+    return (horizontal.abs().sum() + vertical.abs().sum()) / grid.shape[:3].numel()
+
+
 # ---------------------------------------------------------------------------------------------
 # TOM: U-Net
 

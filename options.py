@@ -79,6 +79,9 @@ def train_parser():
     parser.add_argument("--vgg_weights", default=None,
                         help="(new) local VGG19 ImageNet weights file (vgg19-dcbb9e9d.pth); "
                              "default: torchvision's cache / download")
+    parser.add_argument("--grid_reg", type=float, default=0.0,
+                        help="(new, CP-VTON+) weight of the GMM's grid-interval consistency loss, "
+                             "which keeps the warp from folding; CP-VTON+ uses 40; 0 = off (original)")
     parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16", "auto"],
                         help="(new) mixed precision (autocast) for the forward pass and loss: bf16 "
                              "(CUDA, or CPU: slow without AVX512-BF16/AMX) or fp16 (CUDA only, with "

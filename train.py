@@ -13,6 +13,7 @@ Under torchrun every process trains on its own share of each global batch (--bat
 process, so the global batch is nproc x batch-size) and DDP averages the gradients; only rank 0
 writes checkpoints, TensorBoard and the log. The same loop serves CPU, GPU, DDP and --amp.
 """
+import functools
 import math
 import os
 import random
@@ -38,7 +39,7 @@ from options import device_of, train_options
 from visualization import board_add_images
 
 STATE_FILE = "train_state.pth"
-LOG_NAMES = {"metric": "loss", "L1": "l1", "VGG": "vgg", "MaskL1": "mask"}  # scalar tag -> stdout name
+LOG_NAMES = {"metric": "loss", "L1": "l1", "VGG": "vgg", "MaskL1": "mask", "Grid": "grid"}  # scalar tag -> stdout name
 
 
 # --- the two stages: forward pass (shared with test.py), loss, TensorBoard rows ---
@@ -46,7 +47,7 @@ LOG_NAMES = {"metric": "loss", "L1": "l1", "VGG": "vgg", "MaskL1": "mask"}  # sc
 def gmm_forward(model, inputs):
     """GMM: warp the cloth, its mask and the grid image onto the person."""
     grid, _theta = model(inputs["agnostic"], inputs["cloth"])
-    return {"warped_cloth": networks.warp(inputs["cloth"], grid, "border"),
+    return {"grid": grid, "warped_cloth": networks.warp(inputs["cloth"], grid, "border"),
             "warped_mask": networks.warp(inputs["cloth_mask"], grid, "zeros"),
             "warped_grid": networks.warp(inputs["grid_image"], grid, "zeros")}
 
@@ -61,11 +62,16 @@ def tom_forward(model, inputs):
 FORWARD = {"GMM": gmm_forward, "TOM": tom_forward}
 
 
-def gmm_step(model, inputs, perceptual=None):
-    """One GMM forward pass and its loss: L1 between the warped cloth and the cloth worn in the photo."""
+def gmm_step(model, inputs, perceptual=None, grid_weight=0.0):
+    """One GMM forward pass and its loss: L1 between the warped cloth and the cloth worn in the
+    photo, plus (--grid_reg, CP-VTON+'s, off by default) grid_weight x the grid's irregularity."""
     out = gmm_forward(model, inputs)
     loss = F.l1_loss(out["warped_cloth"], inputs["parse_cloth"])
-    return loss, {"metric": loss}, out
+    if not grid_weight:
+        return loss, {"metric": loss}, out
+    l1, irregularity = loss, networks.grid_irregularity(out["grid"])
+    loss = l1 + grid_weight * irregularity
+    return loss, {"metric": loss, "L1": l1, "Grid": irregularity}, out
 
 
 def tom_step(model, inputs, perceptual=None):
@@ -317,6 +323,8 @@ def train(opt, device, rank=0, world_size=1):
               f"steps {start} -> {total}")
 
     step_fn, step = STEPS[opt.stage], start  # `step` = number of steps done
+    if opt.stage == "GMM" and opt.grid_reg:
+        step_fn = functools.partial(gmm_step, grid_weight=opt.grid_reg)
     bar = tqdm(total=total, initial=start, desc=f"{opt.stage} {opt.name}", unit="step",
                dynamic_ncols=True, disable=not master)
     try:

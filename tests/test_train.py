@@ -219,6 +219,16 @@ def test_tom_losses_with_and_without_vgg(tom_root, tmp_path, monkeypatch):
     assert (tmp_path / "checkpoints" / "none" / "tom_final.pth").is_file()
 
 
+def test_gmm_grid_regulariser_is_opt_in(sample_root, tmp_path):
+    assert train.main(run_args(sample_root, tmp_path, "--grid_reg", "40", name="reg", steps=(1, 0))) == 0
+    total, l1, grid = (scalars(tmp_path / "tensorboard" / "reg", tag)[1] for tag in ("metric", "L1", "Grid"))
+    assert grid > 0 and total == pytest.approx(l1 + 40 * grid, rel=1e-5)
+    assert train.main(run_args(sample_root, tmp_path, name="plain", steps=(1, 0))) == 0
+    events = EventAccumulator(str(tmp_path / "tensorboard" / "plain"))
+    events.Reload()
+    assert events.Tags()["scalars"] == ["metric"]  # the original's loss alone
+
+
 def test_missing_vgg_weights_exit_with_the_message(tom_root, tmp_path, monkeypatch):
     def unavailable(weights_path=None):
         raise networks.VGGWeightsUnavailable("no VGG19 weights: use --vgg_weights PATH or --perceptual none")
