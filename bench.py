@@ -12,7 +12,8 @@ run B, run A, ...), so that load from other processes on a shared machine hits b
 
 - dataset: the original item preprocessing, kept in this file (not in the library): torchvision
   ToTensor + Normalize per image, 18 PIL canvases for the pose maps (+1 for the pose image),
-  grid.png read from disk for every item; against cp_dataset.CPDataset (the same values);
+  grid.png read from disk for every item; against the fast path's compact items
+  (CPDataset(compact=True)) expanded in batches on the device, the same values as CPDataset's;
 - forward: the plain fp32 models under torch.no_grad(), against the fast path
   (networks.for_inference: channels_last under torch.inference_mode(), and bf16/fp16 autocast
   where the device runs them natively);
@@ -290,31 +291,46 @@ def measure_peaks(device, quick):
 
 
 def dataset_section(opt, grid_path, args, device):
-    """Items/s of the original preprocessing and of CPDataset: one process (1 torch thread, as in
-    a loader worker), and through DataLoaders (original: 1 worker; fast: --fast_workers)."""
+    """Items/s of the original preprocessing and of ours, in one process with 1 torch thread (as in
+    a loader worker): CPDataset's items (the spec's), and the fast path's compact items plus their
+    expansion on `device` in batches of 4 (what train.py and test.py do; the speed-up target); and
+    through DataLoaders of batch 4 (original: 1 worker; fast: compact items, --fast_workers,
+    each batch expanded)."""
     original, ours = OriginalDataset(opt, grid_path), cp_dataset.CPDataset(opt)
+    compact = cp_dataset.CPDataset(opt, compact=True)
     n = len(ours)
-    equal = True
-    for i in range(min(n, 8)):
-        a, b = original[i], ours[i]
-        equal &= all(a[k] == b[k] if isinstance(a[k], str) else torch.equal(a[k], b[k]) for k in a)
+    batches = [default_collate([compact[i] for i in range(start, min(start + 4, n))]) for start in range(0, n, 4)]
+    equal = True  # the first 8 items: CPDataset's, and the fast path's expanded batches
+    for start in range(0, min(n, 8), 4):
+        a = default_collate([original[i] for i in range(start, min(start + 4, n))])
+        for b in (default_collate([ours[i] for i in range(start, min(start + 4, n))]),
+                  compact.expand(train.to_device(batches[start // 4], device))):
+            equal &= all(a[k] == b[k] if isinstance(a[k], list) else torch.equal(a[k], b[k].cpu()) for k in a)
 
     def read_all(dataset):
         for i in range(n):
             dataset[i]
 
+    def expand_all():
+        for batch in batches:
+            compact.expand(train.to_device(batch, device))
+
     with torch_threads(1):
-        t = interleaved({"original": lambda: read_all(original), "ours": lambda: read_all(ours)},
+        t = interleaved({"original": lambda: read_all(original), "ours": lambda: read_all(ours),
+                         "compact": lambda: read_all(compact), "expand": expand_all},
                         device, args.repeats, args.warmup)
-    loaders = {"original": DataLoader(original, batch_size=4, num_workers=1, persistent_workers=True),
-               "ours": cp_dataset.CPDataLoader(
-                   argparse.Namespace(batch_size=4, workers=args.fast_workers, shuffle=False), ours).data_loader}
-    tl = interleaved({name: (lambda loader=loader: [None for _ in loader]) for name, loader in loaders.items()},
+    original_loader = DataLoader(original, batch_size=4, num_workers=1, persistent_workers=True)
+    fast_loader = cp_dataset.CPDataLoader(
+        argparse.Namespace(batch_size=4, workers=args.fast_workers, shuffle=False), compact).data_loader
+    tl = interleaved({"original": lambda: [None for _ in original_loader],
+                      "ours": lambda: [compact.expand(train.to_device(batch, device)) for batch in fast_loader]},
                      device, args.repeats, args.warmup)
-    del loaders
+    del original_loader, fast_loader
+    fast = t["compact"] + t["expand"]
     return {"items": n, "equal_to_original": bool(equal),
-            "original_items_per_s": n / t["original"], "items_per_s": n / t["ours"],
-            "speedup": t["original"] / t["ours"],
+            "original_items_per_s": n / t["original"], "spec_items_per_s": n / t["ours"],
+            "compact_items_per_s": n / t["compact"], "expand_items_per_s": n / t["expand"],
+            "items_per_s": n / fast, "speedup": t["original"] / fast,
             "original_loader_workers": 1, "loader_workers": args.fast_workers,
             "original_loader_items_per_s": n / tl["original"], "loader_items_per_s": n / tl["ours"]}
 
@@ -491,6 +507,8 @@ def table(results):
     add(f"{'dataset (items/s)':34}{'original':>12}{'fast':>12}{'ratio':>8}")
     add(f"{'  one process, 1 thread':34}{d['original_items_per_s']:12.1f}{d['items_per_s']:12.1f}"
         f"{d['speedup']:8.2f}")
+    add(f"    (fast = compact items {d['compact_items_per_s']:.0f}/s, then expanded on {results['machine']['device']} "
+        f"{d['expand_items_per_s']:.0f}/s; CPDataset's spec items {d['spec_items_per_s']:.0f}/s)")
     add(f"{'  loader, workers ' + str(d['original_loader_workers']) + ' / ' + str(d['loader_workers']):34}"
         f"{d['original_loader_items_per_s']:12.1f}{d['loader_items_per_s']:12.1f}"
         f"{d['loader_items_per_s'] / d['original_loader_items_per_s']:8.2f}")

@@ -17,8 +17,8 @@ to validate a whole split before training.
 import argparse
 import json
 import os.path as osp
+import functools
 import sys
-from functools import partial
 
 import numpy as np
 import torch
@@ -54,24 +54,12 @@ class ImageSizeError(DatasetError):
     """An image or parse that is not fine_width x fine_height (nothing is resized at load time)."""
 
 
-def normalised(array):
-    """uint8 [C, H, W] (or [H, W]) array -> float32 array in [-1, 1]: ToTensor + Normalize(0.5,
-    0.5), i.e. (v / 255 - 0.5) / 0.5, by the same float32 operations, so bit for bit the same."""
-    array = np.asarray(array)
-    values = np.divide(array[None] if array.ndim == 2 else array, np.float32(255), dtype=np.float32)
-    values -= 0.5
-    values *= 2  # == / 0.5 exactly
-    return values
-
-
-def to_tensor(image):
-    """PIL image (L or RGB) -> float32 CHW tensor in [-1, 1] (ToTensor + Normalize(0.5, 0.5)).
-
-    The original used 3-element mean/std for 1-channel images too, which modern torchvision
-    rejects; the values here are the ones of (0.5,)/(0.5,) per channel.
-    """
-    array = np.asarray(image)
-    return torch.from_numpy(normalised(array.transpose(2, 0, 1) if array.ndim == 3 else array))
+def normalise_(values):
+    """Pixel values 0-255 (a float32 tensor, in place) -> [-1, 1]: ToTensor + Normalize(0.5, 0.5),
+    i.e. (v / 255 - 0.5) / 0.5, by the same float32 operations, so bit for bit the same. The
+    original used 3-element mean/std for 1-channel images too, which modern torchvision rejects;
+    the values here are the ones of (0.5,)/(0.5,) per channel."""
+    return values.div_(255).sub_(0.5).mul_(2)  # * 2 == / 0.5 exactly
 
 
 def make_grid_image(height=256, width=192):
@@ -90,7 +78,7 @@ def make_grid_image(height=256, width=192):
 
 def grid_tensor(height=256, width=192):
     """The grid image as GMM warps it for display: [3, H, W] in {-1, 1}."""
-    return to_tensor(Image.fromarray(make_grid_image(height, width)))
+    return normalise_(torch.from_numpy(make_grid_image(height, width)).permute(2, 0, 1).float().contiguous())
 
 
 def read_image(path, size, mode):
@@ -168,39 +156,94 @@ def read_pose(path):
 
 
 def pose_squares(keypoints, radius):
-    """(index, rows, columns) slices of the square drawn for each visible keypoint.
+    """int64 [18, 4]: (row start, row stop, column start, column stop) of the square drawn for
+    each keypoint, all 0 (empty) for the points not drawn.
 
     Equal to the original's PIL drawing `ImageDraw.rectangle((x-r, y-r, x+r, y+r))`: Pillow
     truncates float corners towards zero, includes both corners and clips at the border.
     Points with x <= 1 or y <= 1 (missing points are (0, 0)) are not drawn (the original's
     strict `x > 1 and y > 1`).
     """
-    squares = []
-    for i, (x, y) in enumerate(np.asarray(keypoints, dtype=np.float64)[:, :2]):
+    points = np.asarray(keypoints, dtype=np.float64)[:, :2]
+    bounds = np.zeros((len(points), 4), np.int64)
+    for i, (x, y) in enumerate(points):
         if x > 1 and y > 1:
-            rows = slice(max(int(y - radius), 0), max(int(y + radius) + 1, 0))
-            columns = slice(max(int(x - radius), 0), max(int(x + radius) + 1, 0))
-            squares.append((i, rows, columns))
-    return squares
+            bounds[i] = (max(int(y - radius), 0), max(int(y + radius) + 1, 0),
+                         max(int(x - radius), 0), max(int(x + radius) + 1, 0))
+    return bounds
 
 
-def pose_maps(keypoints, height, width, radius):
-    """18 keypoints -> float32 [18, H, W] maps: 1 inside the square of each visible point
-    (see pose_squares), 0 elsewhere."""
-    maps = np.zeros((len(keypoints), height, width), np.float32)
-    for i, rows, columns in pose_squares(keypoints, radius):
-        maps[i, rows, columns] = 1
-    return maps
+def pose_maps(squares, height, width, out=None):
+    """pose_squares' bounds [..., 18, 4] (a tensor, batched or not) -> float32 [..., 18, H, W]:
+    1 inside each keypoint's square, -1 elsewhere (the agnostic's pose channels)."""
+    bounds = squares[..., None]
+    rows = torch.arange(height, device=squares.device)
+    columns = torch.arange(width, device=squares.device)
+    in_rows = ((rows >= bounds[..., 0, :]) & (rows < bounds[..., 1, :])).float().mul_(2)  # 0 or 2
+    in_columns = ((columns >= bounds[..., 2, :]) & (columns < bounds[..., 3, :])).float()  # 0 or 1
+    return torch.mul(in_rows[..., :, None], in_columns[..., None, :], out=out).sub_(1)
 
 
-def blur_shape(shape_mask, width, height):
-    """Body-shape mask -> blurred L image: PIL bilinear down to (W//16, H//16) and back up.
+PIL_PRECISION_BITS = 22  # Pillow's fixed-point resampling weights for 8-bit images
 
-    PIL's bilinear downscale is antialiased (a box-like filter), so this must stay in PIL.
-    """
-    image = Image.fromarray(shape_mask.astype(np.uint8) * 255)
-    image = image.resize((width // 16, height // 16), Image.BILINEAR)
-    return image.resize((width, height), Image.BILINEAR)
+
+@functools.lru_cache(maxsize=None)
+def pil_bilinear_weights(in_size, out_size):
+    """float64 [out_size, in_size]: the integer weights of Pillow's BILINEAR resize along one axis,
+    computed as libImaging/Resample.c does (a triangle filter, widened by the scale when reducing,
+    normalised per output pixel in sequential double sums, then rounded to 22-bit fixed point)."""
+    scale = in_size / out_size
+    filter_scale = max(scale, 1.0)
+    support, inverse = filter_scale, 1.0 / filter_scale  # the triangle's support is 1
+    weights = np.zeros((out_size, in_size))
+    for i in range(out_size):
+        centre = (i + 0.5) * scale
+        first = max(int(centre - support + 0.5), 0)
+        last = min(int(centre + support + 0.5), in_size)
+        taps = [max(1.0 - abs((x - centre + 0.5) * inverse), 0.0) for x in range(first, last)]
+        total = 0.0
+        for tap in taps:
+            total += tap
+        for x, tap in enumerate(taps, first):
+            weights[i, x] = int(0.5 + (tap / total if total else tap) * (1 << PIL_PRECISION_BITS))
+    return weights
+
+
+def pil_bilinear_resize(images, width, height):
+    """Pillow's `Image.resize((width, height), BILINEAR)` of 8-bit images [..., H, W] (a tensor, on
+    any device), value for value -> uint8 [..., height, width]. Each pass is a matmul with
+    pil_bilinear_weights in float64 (exact: the sums stay far below 2^53), then Pillow's rounding:
+    + half, shift right by 22 bits, clip to 0-255. Pillow 13 runs the vertical pass first when the
+    height shrinks by more than twice as many pixels as the width, else the horizontal one."""
+    values = images.double()
+    in_height, in_width = values.shape[-2:]
+
+    def horizontal(x):
+        return x if width == in_width else _pil_round(x @ _weights(in_width, width, x).T)
+
+    def vertical(x):
+        return x if height == in_height else _pil_round(_weights(in_height, height, x) @ x)
+
+    shrink_height, shrink_width = in_height - height, in_width - width
+    if shrink_height > 0 and shrink_height > 2 * shrink_width:
+        return horizontal(vertical(values)).to(torch.uint8)
+    return vertical(horizontal(values)).to(torch.uint8)
+
+
+def _weights(in_size, out_size, like):
+    return torch.from_numpy(pil_bilinear_weights(in_size, out_size)).to(like.device)
+
+
+def _pil_round(sums):
+    return sums.add_(1 << (PIL_PRECISION_BITS - 1)).div_(1 << PIL_PRECISION_BITS).floor_().clamp_(0, 255)
+
+
+def blur_shape(body, width, height):
+    """Body-shape mask [..., H, W] (bool tensor) -> the original's blurred shape, uint8: PIL
+    bilinear down to (W//16, H//16) and back up (Pillow's antialiased filter, reproduced exactly
+    by pil_bilinear_resize so that it runs batched on the device)."""
+    small = pil_bilinear_resize(body.to(torch.uint8) * 255, width // 16, height // 16)
+    return pil_bilinear_resize(small, width, height)
 
 
 def pair_readers(size):
@@ -209,11 +252,11 @@ def pair_readers(size):
     Keys: cloth, cloth_mask (in the TOM stage: the warped cloth and mask), image, parse, pose.
     """
     return {
-        'cloth': partial(read_image, size=size, mode='RGB'),
+        'cloth': functools.partial(read_image, size=size, mode='RGB'),
         # The original read the mask without .convert('L'): an RGB mask broke the shapes.
-        'cloth_mask': partial(read_image, size=size, mode='L'),
-        'image': partial(read_image, size=size, mode='RGB'),
-        'parse': partial(read_parse, size=size),
+        'cloth_mask': functools.partial(read_image, size=size, mode='L'),
+        'image': functools.partial(read_image, size=size, mode='RGB'),
+        'parse': functools.partial(read_parse, size=size),
         'pose': read_pose,
     }
 
@@ -223,40 +266,54 @@ HEAD_ON = np.where(np.isin(np.arange(256), HEAD_LABELS), 255, 0).astype(np.uint8
 CLOTH_OFF = np.where(np.isin(np.arange(256), CLOTH_LABELS), 0, 255).astype(np.uint8)
 
 
-def item_tensors(cloth, cloth_mask, image, parse, pose, radius):
-    """One pair's tensors from its files as pair_readers returns them (PIL images, label array,
-    keypoints): the spec's item without names and grid image. Used by CPDataset and tryon.py.
+def compact_item(cloth, cloth_mask, image, parse, pose, radius):
+    """One pair's files as pair_readers returns them (PIL images, label array, keypoints) -> the
+    item in compact form: uint8 pixels, labels, mask and the pose squares' bounds, 0.7 MB where
+    the item's float32 tensors take 7.5 MB. `expand` makes those tensors from a batch of these on
+    the batch's device, where the float work is done (normalising, body-shape blur, pose maps).
 
-    Equal to the original's float computations, done on uint8 pixels first: image*m + (1-m)
+    The garment and head images are made here on uint8 pixels: the original's image*m + (1-m)
     and image*m - (1-m) for a {0,1} mask m are `image` inside the mask and +1 / -1 outside,
-    which are the normalised values of 255 / 0. All images are then normalised in one pass.
+    which are the normalised values of 255 / 0.
     """
     height, width = parse.shape
-    pixels = np.empty((13, height, width), np.uint8)  # cloth, image, parse_cloth, shape, head
+    pixels = np.empty((12, height, width), np.uint8)  # cloth, image, parse_cloth, head
     for channel, band in enumerate(cloth.split() + image.split()):
         pixels[channel] = band
     np.maximum(pixels[3:6], np.take(CLOTH_OFF, parse), out=pixels[6:9])  # garment, white elsewhere
-    pixels[9] = blur_shape(parse > 0, width, height)
-    np.minimum(pixels[3:6], np.take(HEAD_ON, parse), out=pixels[10:13])  # head, black elsewhere
-    values = normalised(pixels)
+    np.minimum(pixels[3:6], np.take(HEAD_ON, parse), out=pixels[9:12])  # head, black elsewhere
+    return {'pixels': torch.from_numpy(pixels),
+            'parse': torch.from_numpy(parse),
+            'cloth_mask_on': torch.from_numpy(np.asarray(cloth_mask) >= 128)[None],
+            'pose_squares': torch.from_numpy(pose_squares(pose, radius))}
 
-    agnostic = np.empty((4 + len(pose), height, width), np.float32)  # shape, head, 18 pose maps
-    agnostic[0:4], agnostic[4:] = values[9:13], -1
-    pose_image = np.full((1, height, width), -1, np.float32)  # all squares, for display
-    for i, rows, columns in pose_squares(pose, radius):
-        agnostic[4 + i, rows, columns] = 1
-        pose_image[0, rows, columns] = 1
 
-    tensors = torch.from_numpy(values)  # the items below are non-overlapping views of it
+def expand(batch, grid_image=None):
+    """A collated batch of compact items (names included, on any device) -> the batch of the spec's
+    items: float32 tensors equal to the original's computations, names passed through, and
+    grid_image [3, H, W] repeated per item (the GMM stage) or '' per item (TOM, as the original)."""
+    pixels = batch['pixels']
+    b, _, height, width = pixels.shape
+    values = torch.empty((b, 13, height, width), device=pixels.device)
+    values[:, :9] = pixels[:, :9]  # cloth, image, parse_cloth
+    values[:, 9] = blur_shape(batch['parse'] > 0, width, height)  # body shape
+    values[:, 10:] = pixels[:, 9:]  # head
+    normalise_(values)
+    agnostic = torch.empty((b, 4 + batch['pose_squares'].shape[1], height, width), device=pixels.device)
+    agnostic[:, :4] = values[:, 9:13]  # shape, head
+    pose = pose_maps(batch['pose_squares'], height, width, out=agnostic[:, 4:])
     return {
-        'cloth': tensors[0:3],
-        'cloth_mask': torch.from_numpy((np.asarray(cloth_mask) >= 128).astype(np.float32)[None]),
-        'image': tensors[3:6],
-        'agnostic': torch.from_numpy(agnostic),
-        'parse_cloth': tensors[6:9],
-        'shape': tensors[9:10],
-        'head': tensors[10:13],
-        'pose_image': torch.from_numpy(pose_image),
+        'c_name': batch['c_name'],
+        'im_name': batch['im_name'],
+        'cloth': values[:, 0:3],
+        'cloth_mask': batch['cloth_mask_on'].float(),
+        'image': values[:, 3:6],
+        'agnostic': agnostic,
+        'parse_cloth': values[:, 6:9],
+        'shape': values[:, 9:10],
+        'head': values[:, 10:13],
+        'pose_image': pose.amax(1, keepdim=True),  # all squares, for display
+        'grid_image': [''] * b if grid_image is None else grid_image.to(pixels.device).repeat(b, 1, 1, 1),
     }
 
 
@@ -264,14 +321,17 @@ class CPDataset(data.Dataset):
     """Person/cloth pairs of <dataroot>/<data_list> from <dataroot>/<datamode>/.
 
     Reads opt.dataroot, datamode, stage ('GMM' or 'TOM'), data_list, fine_height, fine_width,
-    radius. Construction checks that the pairs file parses and every listed file exists;
+    radius. Items are the spec's; with compact=True they are compact_item's instead (0.7 MB, no
+    float work), which `self.expand(batch)` turns into the spec's batch on the batch's device:
+    what train.py and test.py do. Construction checks that the pairs file parses and every listed file exists;
     items are validated as they are read. With `problems` (a list, used by check_dataset)
     pairs-file problems are appended to it instead of raised, and missing files are left
     for read_files to report.
     """
 
-    def __init__(self, opt, problems=None):
+    def __init__(self, opt, problems=None, compact=False):
         super().__init__()
+        self.compact = compact
         if opt.stage not in ('GMM', 'TOM'):
             raise DatasetError(f"unknown stage {opt.stage!r}: expected 'GMM' or 'TOM'")
         self.opt = opt
@@ -373,14 +433,17 @@ class CPDataset(data.Dataset):
         return len(self.im_names)
 
     def __getitem__(self, index):
-        return {
-            'c_name': self.c_names[index],
-            'im_name': self.im_names[index],
-            **item_tensors(**self.read_files(index), radius=self.radius),
-            # The original gives '' in the TOM stage (collated into a list of '').
-            # A copy per item (numpy's: torch's clone would start its thread pool for 0.6 MB).
-            'grid_image': torch.from_numpy(self.grid_image.numpy().copy()) if self.stage == 'GMM' else '',
-        }
+        item = {'c_name': self.c_names[index], 'im_name': self.im_names[index],
+                **compact_item(**self.read_files(index), radius=self.radius)}
+        if self.compact:
+            return item
+        batch = self.expand({key: value[None] if torch.is_tensor(value) else [value]
+                             for key, value in item.items()})
+        return {key: value[0] for key, value in batch.items()}
+
+    def expand(self, batch):
+        """A batch of compact items -> the spec's batch (see `expand`), grid image included."""
+        return expand(batch, self.grid_image)
 
 
 class CPDataLoader:

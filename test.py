@@ -56,7 +56,7 @@ def test(opt, device):
     if opt.precision == "bf16" and not networks.native_bf16(device):
         print(f"warning: {device} has no native bf16 (AVX512-BF16/AMX on CPUs): --precision bf16 runs "
               "emulated, slower than fp32", file=sys.stderr)
-    dataset = CPDataset(opt)
+    dataset = CPDataset(opt, compact=True)  # items expanded to the spec's on the device
     loader = CPDataLoader(opt, dataset)
     print(f"Dataset size: {len(dataset)}")
     if opt.stage == "GMM":
@@ -78,7 +78,7 @@ def test(opt, device):
         # (with --save_threads 0, in this loop); leaving the `with` waits for the last ones.
         with ImageWriter(opt.save_threads) as writer, torch.inference_mode(), autocast:
             for i, batch in enumerate(tqdm(loader.data_loader, desc=f"test {opt.stage}", unit="batch")):
-                inputs = to_device(batch, device)
+                inputs = dataset.expand(to_device(batch, device))
                 out = FORWARD[opt.stage](model, inputs)
                 for folder, (images, names) in result_images(opt.stage, inputs, out).items():
                     writer.save(images, names, os.path.join(work, folder))

@@ -292,7 +292,7 @@ def train(opt, device, rank=0, world_size=1):
     run_dir = os.path.join(opt.checkpoint_dir, opt.name)
     state_path = os.path.join(run_dir, STATE_FILE)
 
-    dataset = CPDataset(opt)
+    dataset = CPDataset(opt, compact=True)  # items expanded to the spec's on the device
     raw_model = networks.build_model(opt.stage, opt)
     if opt.checkpoint:
         networks.load_checkpoint(raw_model, opt.checkpoint, stage=opt.stage)
@@ -332,7 +332,7 @@ def train(opt, device, rank=0, world_size=1):
         with ctrl_c_deferred() as pressed:
             tic = time.time()
             while step < total:
-                inputs = to_device(next(batches), device)
+                inputs = dataset.expand(to_device(next(batches), device))
                 optimizer.zero_grad(set_to_none=True)
                 scalars, out = forward_backward(model, inputs, step_fn, perceptual, autocast, scaler)
                 scaler.step(optimizer)

@@ -15,7 +15,7 @@ dataset and the TOM dataset reads them back (the mask re-thresholded at 128): th
 trained and tested on JPEG-round-tripped warps. This script does the same round trip in
 memory, encoding with visualization.tensor_to_image (what test.py's save_images uses) and
 decoding with the dataset's readers, and builds both stages' inputs with
-cp_dataset.item_tensors, as CPDataset does. So for a pair of a dataset the try-on equals
+cp_dataset.compact_item and cp_dataset.expand, as train.py and test.py do. So for a pair of a dataset the try-on equals
 test.py's (with --out *.jpg, byte for byte, as both save through save_images) when test.py
 runs batches of one: a batched GMM convolution can differ in the last float bit, which the
 uint8 truncation and the JPEG round trip can turn into differences of a few levels.
@@ -95,16 +95,17 @@ def jpeg_round_trip(tensor, mode):
 def try_on(gmm, tom, files, names, device):
     """GMM then TOM on one pair's files (as pair_readers returns them) ->
     (try-on tensor [3, H, W], {'warp-cloth'/'warp-mask': JPEG bytes})."""
-    def batch(item):  # a batch of one, as test.py's DataLoader gives it
-        return to_device({key: value[None] for key, value in item.items()}, device) | names
+    def batch(files, grid_image=None):  # a batch of one, as test.py's DataLoader gives it
+        item = cp_dataset.compact_item(**files, radius=MODEL_OPT.radius)
+        one = to_device({key: value[None] for key, value in item.items()}, device)
+        return cp_dataset.expand(one | names, grid_image)
 
-    inputs = batch(cp_dataset.item_tensors(**files, radius=MODEL_OPT.radius)
-                   | {"grid_image": cp_dataset.grid_tensor(SIZE[1], SIZE[0])})
+    inputs = batch(files, cp_dataset.grid_tensor(SIZE[1], SIZE[0]))
     warps = result_images("GMM", inputs, FORWARD["GMM"](gmm, inputs))
     (cloth_jpeg, cloth), (mask_jpeg, mask) = (jpeg_round_trip(warps[folder][0][0], mode)
                                               for folder, mode in (("warp-cloth", "RGB"), ("warp-mask", "L")))
     warped = files | {"cloth": cloth, "cloth_mask": mask}  # what the TOM dataset reads from warp-*/
-    inputs = batch(cp_dataset.item_tensors(**warped, radius=MODEL_OPT.radius))
+    inputs = batch(warped)
     images, _names = result_images("TOM", inputs, FORWARD["TOM"](tom, inputs))["try-on"]
     return images[0], {"warp-cloth": cloth_jpeg, "warp-mask": mask_jpeg}
 

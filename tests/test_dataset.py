@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
+from torch.utils.data import default_collate
 
 import cp_dataset as cpd
 from cp_dataset import (CPDataLoader, CPDataset, DatasetError, check_dataset, make_grid_image,
-                        pose_maps, read_pose)
+                        pose_maps, pose_squares, read_pose)
 
 H, W = 256, 192
 ROOT_DIR = Path(__file__).resolve().parent.parent
@@ -188,7 +189,7 @@ def test_agnostic_channel_order(root):
     assert torch.equal(agnostic[0:1], item['shape'])
     assert torch.equal(agnostic[1:4], item['head'])
     points = read_pose(root / 'train' / 'pose' / '000001_0_keypoints.json')
-    assert torch.equal(agnostic[4:], torch.from_numpy(pose_maps(points, H, W, 5) * 2 - 1))
+    assert torch.equal(agnostic[4:], drawn(points, 5) * 2 - 1)
 
 
 def test_parse_cloth_and_head_fills(root):
@@ -208,7 +209,21 @@ def test_shape_blur_is_pil_two_step_resize():
     labels[100:120, 0:10] = 14
     expected = Image.fromarray(((labels > 0) * 255).astype(np.uint8))
     expected = expected.resize((12, 16), Image.BILINEAR).resize((W, H), Image.BILINEAR)
-    assert np.array_equal(np.array(cpd.blur_shape(labels > 0, W, H)), np.array(expected))
+    assert np.array_equal(cpd.blur_shape(torch.from_numpy(labels > 0), W, H).numpy(), np.array(expected))
+
+
+def test_bilinear_resize_equals_pillow():
+    """Random sizes up and down, both pass orders, random and binary images, batched."""
+    rng = np.random.default_rng(1)
+    for trial in range(60):
+        (h, w), (out_h, out_w) = rng.integers(2, 300, 2), rng.integers(1, 300, 2)
+        images = rng.integers(0, 256, (2, h, w)).astype(np.uint8)
+        if trial % 2:
+            images = (images > 128).astype(np.uint8) * 255
+        ours = cpd.pil_bilinear_resize(torch.from_numpy(images), int(out_w), int(out_h))
+        for image, resized in zip(images, ours):
+            expected = Image.fromarray(image).resize((int(out_w), int(out_h)), Image.BILINEAR)
+            assert np.array_equal(resized.numpy(), np.array(expected)), ((h, w), (out_h, out_w))
 
 
 def test_l_mode_parse_and_rgb_mask_accepted(root):
@@ -226,12 +241,17 @@ def test_l_mode_parse_and_rgb_mask_accepted(root):
 
 # ----- pose -----
 
+def drawn(points, radius):
+    """The dataset's 18 pose maps of `points` as float32 {0, 1}."""
+    return (pose_maps(torch.from_numpy(pose_squares(points, radius)), H, W) + 1) / 2
+
+
 @pytest.mark.parametrize('radius', [0, 3, 5])
 def test_pose_maps_equal_pil_drawing(radius):
     points = np.array(KEYPOINTS, dtype=np.float64)
     maps, shared = pil_pose(points, radius)
-    ours = pose_maps(points, H, W, radius)
-    assert ours.dtype == np.float32 and ours.shape == (18, H, W)
+    ours = drawn(points, radius).numpy()
+    assert ours.shape == (18, H, W)
     assert np.array_equal(ours, maps)
     assert np.array_equal(ours.max(0), shared)  # pose_image is the union of the squares
     assert ours[0].sum() == (2 * radius + 1) ** 2  # a full square is 2r+1 px wide
@@ -245,12 +265,12 @@ def test_pose_maps_random_points_equal_pil():
         if trial % 2:
             points = np.round(points)  # integer keypoints
         radius = int(rng.integers(0, 8))
-        assert np.array_equal(pose_maps(points, H, W, radius), pil_pose(points, radius)[0])
+        assert np.array_equal(drawn(points, radius), pil_pose(points, radius)[0])
 
 
 def test_pose_maps_int_keypoints_list():
     points = [(int(x), int(y), 1) for x, y, _ in KEYPOINTS]
-    assert np.array_equal(pose_maps(points, H, W, 5), pil_pose(points, 5)[0])
+    assert np.array_equal(drawn(points, 5), pil_pose(points, 5)[0])
 
 
 def test_read_pose_body25_and_pose_keypoints_2d(tmp_path):
@@ -301,6 +321,21 @@ def test_tom_stage_reads_warp_outputs(tmp_path):
         assert torch.equal(item[key], expected[key]), key
     batch = CPDataLoader(make_opt(tmp_path, stage='TOM'), CPDataset(make_opt(tmp_path, stage='TOM'))).next_batch()
     assert batch['grid_image'] == ['', '']
+
+
+@pytest.mark.parametrize('stage', ['GMM', 'TOM'])
+def test_compact_batches_expand_to_the_items(tmp_path, stage):
+    """train.py and test.py load compact items and expand each batch: the same tensors."""
+    make_dataset(tmp_path, warp=True)
+    opt = make_opt(tmp_path, stage=stage)
+    plain, compact = CPDataset(opt), CPDataset(opt, compact=True)
+    assert all(value.dtype != torch.float32 for value in compact[0].values() if torch.is_tensor(value))
+    order = [2, 0, 1]
+    expected = default_collate([plain[i] for i in order])
+    batch = compact.expand(default_collate([compact[i] for i in order]))
+    assert batch.keys() == expected.keys()
+    for key, value in expected.items():
+        assert (torch.equal(batch[key], value) if torch.is_tensor(value) else batch[key] == value), key
 
 
 # ----- loader -----
