@@ -11,18 +11,23 @@ a no-op on the dataset's RGB JPEGs), 1-channel images are normalised with
 loader shuffles only with --shuffle, newer OpenPose files (pose_keypoints_2d, BODY_25) are
 accepted, and bad inputs raise DatasetError naming the file and the problem.
 
+train.py and test.py load compact items (CPDataset(opt, compact=True): uint8 pixels, labels and
+pose square bounds) and expand each batch into the same tensors on the device (CPDataset.expand):
+a tenth of the bytes through the loader, and the float work batched where the model runs.
+
 Run `python cp_dataset.py --check --dataroot data --datamode train --data_list train_pairs.txt`
 to validate a whole split before training.
 """
 import argparse
+import functools
 import json
 import os.path as osp
-import functools
 import sys
 
 import numpy as np
 import torch
 import torch.utils.data as data
+import PIL
 from PIL import Image
 from tqdm import tqdm
 
@@ -185,6 +190,10 @@ def pose_maps(squares, height, width, out=None):
 
 
 PIL_PRECISION_BITS = 22  # Pillow's fixed-point resampling weights for 8-bit images
+# Pillow >= 13 resizes vertically first when the height shrinks by more than twice as many pixels
+# as the width; older versions always start with the horizontal pass (the dataset's two resizes
+# are horizontal first in both).
+PIL_PASS_ORDER_RULE = int(PIL.__version__.split('.')[0]) >= 13
 
 
 @functools.lru_cache(maxsize=None)
@@ -213,8 +222,7 @@ def pil_bilinear_resize(images, width, height):
     """Pillow's `Image.resize((width, height), BILINEAR)` of 8-bit images [..., H, W] (a tensor, on
     any device), value for value -> uint8 [..., height, width]. Each pass is a matmul with
     pil_bilinear_weights in float64 (exact: the sums stay far below 2^53), then Pillow's rounding:
-    + half, shift right by 22 bits, clip to 0-255. Pillow 13 runs the vertical pass first when the
-    height shrinks by more than twice as many pixels as the width, else the horizontal one."""
+    + half, shift right by 22 bits, clip to 0-255; the passes in Pillow's order."""
     values = images.double()
     in_height, in_width = values.shape[-2:]
 
@@ -225,7 +233,7 @@ def pil_bilinear_resize(images, width, height):
         return x if height == in_height else _pil_round(_weights(in_height, height, x) @ x)
 
     shrink_height, shrink_width = in_height - height, in_width - width
-    if shrink_height > 0 and shrink_height > 2 * shrink_width:
+    if PIL_PASS_ORDER_RULE and shrink_height > 0 and shrink_height > 2 * shrink_width:
         return horizontal(vertical(values)).to(torch.uint8)
     return vertical(horizontal(values)).to(torch.uint8)
 
