@@ -178,15 +178,29 @@ def pose_squares(keypoints, radius):
     return bounds
 
 
-def pose_maps(squares, height, width, out=None):
-    """pose_squares' bounds [..., 18, 4] (a tensor, batched or not) -> float32 [..., 18, H, W]:
-    1 inside each keypoint's square, -1 elsewhere (the agnostic's pose channels)."""
+def _square_extents(squares, height, width):
+    """pose_squares' bounds [..., 18, 4] (a tensor) -> float32 {0, 1} [..., 18, H] and
+    [..., 18, W]: the rows and the columns each keypoint's square covers."""
     bounds = squares[..., None]
     rows = torch.arange(height, device=squares.device)
     columns = torch.arange(width, device=squares.device)
-    in_rows = ((rows >= bounds[..., 0, :]) & (rows < bounds[..., 1, :])).float().mul_(2)  # 0 or 2
-    in_columns = ((columns >= bounds[..., 2, :]) & (columns < bounds[..., 3, :])).float()  # 0 or 1
-    return torch.mul(in_rows[..., :, None], in_columns[..., None, :], out=out).sub_(1)
+    return (((rows >= bounds[..., 0, :]) & (rows < bounds[..., 1, :])).float(),
+            ((columns >= bounds[..., 2, :]) & (columns < bounds[..., 3, :])).float())
+
+
+def pose_maps(squares, height, width, out=None):
+    """pose_squares' bounds [..., 18, 4] (a tensor, batched or not) -> float32 [..., 18, H, W]:
+    1 inside each keypoint's square, -1 elsewhere (the agnostic's pose channels)."""
+    rows, columns = _square_extents(squares, height, width)
+    return torch.mul(rows.mul_(2)[..., :, None], columns[..., None, :], out=out).sub_(1)
+
+
+def pose_union(squares, height, width):
+    """pose_squares' bounds [..., 18, 4] -> float32 [..., 1, H, W]: 1 inside any keypoint's
+    square, -1 elsewhere (the pose image shown on TensorBoard)."""
+    rows, columns = _square_extents(squares, height, width)
+    covering = rows.transpose(-1, -2) @ columns  # [..., H, W]: how many squares cover each pixel
+    return torch.where(covering > 0, 1.0, -1.0).unsqueeze(-3)
 
 
 PIL_PRECISION_BITS = 22  # Pillow's fixed-point resampling weights for 8-bit images
@@ -309,7 +323,7 @@ def expand(batch, grid_image=None):
     normalise_(values)
     agnostic = torch.empty((b, 4 + batch['pose_squares'].shape[1], height, width), device=pixels.device)
     agnostic[:, :4] = values[:, 9:13]  # shape, head
-    pose = pose_maps(batch['pose_squares'], height, width, out=agnostic[:, 4:])
+    pose_maps(batch['pose_squares'], height, width, out=agnostic[:, 4:])
     return {
         'c_name': batch['c_name'],
         'im_name': batch['im_name'],
@@ -320,7 +334,7 @@ def expand(batch, grid_image=None):
         'parse_cloth': values[:, 6:9],
         'shape': values[:, 9:10],
         'head': values[:, 10:13],
-        'pose_image': pose.amax(1, keepdim=True),  # all squares, for display
+        'pose_image': pose_union(batch['pose_squares'], height, width),
         'grid_image': [''] * b if grid_image is None else grid_image.to(pixels.device).repeat(b, 1, 1, 1),
     }
 

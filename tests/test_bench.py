@@ -19,7 +19,8 @@ def test_bench_quick_writes_json(tmp_path):
     assert results["quick"] is True
     assert {"matmul_fp32", "conv_fp32", "conv_bf16_channels_last", "native_bf16"} <= results["peak_gflops"].keys()
     assert results["dataset"]["equal_to_original"] is True
-    assert {"original_items_per_s", "items_per_s", "speedup", "loader_items_per_s"} <= results["dataset"].keys()
+    assert {"original_items_per_s", "items_per_s", "compact_items_per_s", "expand_items_per_s",
+            "spec_items_per_s", "speedup", "loader_items_per_s"} <= results["dataset"].keys()
     modes = {(r["model"], r["mode"]) for r in results["forward"]}
     assert {("GMM", "fp32"), ("GMM", "fast"), ("TOM", "fp32"), ("TOM", "fast")} <= modes
     assert all(r["max_abs_diff"] < 1e-4 for r in results["forward"] if r["mode"] in ("fp32", "fast"))

@@ -13,7 +13,7 @@ from torch.utils.data import default_collate
 
 import cp_dataset as cpd
 from cp_dataset import (CPDataLoader, CPDataset, DatasetError, check_dataset, make_grid_image,
-                        pose_maps, pose_squares, read_pose)
+                        pose_maps, pose_squares, pose_union, read_pose)
 
 H, W = 256, 192
 ROOT_DIR = Path(__file__).resolve().parent.parent
@@ -253,7 +253,8 @@ def test_pose_maps_equal_pil_drawing(radius):
     ours = drawn(points, radius).numpy()
     assert ours.shape == (18, H, W)
     assert np.array_equal(ours, maps)
-    assert np.array_equal(ours.max(0), shared)  # pose_image is the union of the squares
+    union = pose_union(torch.from_numpy(pose_squares(points, radius)), H, W)
+    assert np.array_equal((union[0].numpy() + 1) / 2, shared)  # the pose image
     assert ours[0].sum() == (2 * radius + 1) ** 2  # a full square is 2r+1 px wide
     assert ours[4].sum() == 0 and ours[5].sum() == 0 and ours[11].sum() == 0
 
