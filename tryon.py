@@ -15,10 +15,11 @@ dataset and the TOM dataset reads them back (the mask re-thresholded at 128): th
 trained and tested on JPEG-round-tripped warps. This script does the same round trip in
 memory, encoding with visualization.tensor_to_image (what test.py's save_images uses) and
 decoding with the dataset's readers, and builds both stages' inputs with
-cp_dataset.compact_item and cp_dataset.expand, as train.py and test.py do. So for a pair of a dataset the try-on equals
-test.py's (with --out *.jpg, byte for byte, as both save through save_images) when test.py
-runs batches of one: a batched GMM convolution can differ in the last float bit, which the
-uint8 truncation and the JPEG round trip can turn into differences of a few levels.
+cp_dataset.compact_item and cp_dataset.expand, as train.py and test.py do. So for a pair of a
+dataset the try-on equals test.py's (with --out *.jpg, byte for byte, as both save through
+save_images) when test.py runs batches of one: a batched GMM convolution can differ in the
+last float bit, which the uint8 truncation and the JPEG round trip can turn into differences of
+a few levels.
 """
 import argparse
 import io
