@@ -296,15 +296,15 @@ def dataset_section(opt, grid_path, args, device):
     expansion on `device` in batches of 4 (what train.py and test.py do; the speed-up target); and
     through DataLoaders of batch 4 (original: 1 worker; fast: compact items, --fast_workers,
     each batch expanded)."""
-    original, ours = OriginalDataset(opt, grid_path), cp_dataset.CPDataset(opt)
+    original, spec = OriginalDataset(opt, grid_path), cp_dataset.CPDataset(opt)
     compact = cp_dataset.CPDataset(opt, compact=True)
-    n = len(ours)
-    batches = [default_collate([compact[i] for i in range(start, min(start + 4, n))]) for start in range(0, n, 4)]
+    n = len(spec)
+    chunks = [range(start, min(start + 4, n)) for start in range(0, n, 4)]  # batches of 4
+    batches = [default_collate([compact[i] for i in chunk]) for chunk in chunks]
     equal = True  # the first 8 items: CPDataset's, and the fast path's expanded batches
-    for start in range(0, min(n, 8), 4):
-        a = default_collate([original[i] for i in range(start, min(start + 4, n))])
-        for b in (default_collate([ours[i] for i in range(start, min(start + 4, n))]),
-                  compact.expand(train.to_device(batches[start // 4], device))):
+    for chunk, batch in list(zip(chunks, batches))[:2]:
+        a = default_collate([original[i] for i in chunk])
+        for b in (default_collate([spec[i] for i in chunk]), compact.expand(train.to_device(batch, device))):
             equal &= all(a[k] == b[k] if isinstance(a[k], list) else torch.equal(a[k], b[k].cpu()) for k in a)
 
     def read_all(dataset):
@@ -316,7 +316,7 @@ def dataset_section(opt, grid_path, args, device):
             compact.expand(train.to_device(batch, device))
 
     with torch_threads(1):
-        t = interleaved({"original": lambda: read_all(original), "ours": lambda: read_all(ours),
+        t = interleaved({"original": lambda: read_all(original), "spec": lambda: read_all(spec),
                          "compact": lambda: read_all(compact), "expand": expand_all},
                         device, args.repeats, args.warmup)
     original_loader = DataLoader(original, batch_size=4, num_workers=1, persistent_workers=True)
@@ -328,7 +328,7 @@ def dataset_section(opt, grid_path, args, device):
     del original_loader, fast_loader
     fast = t["compact"] + t["expand"]
     return {"items": n, "equal_to_original": bool(equal),
-            "original_items_per_s": n / t["original"], "spec_items_per_s": n / t["ours"],
+            "original_items_per_s": n / t["original"], "spec_items_per_s": n / t["spec"],
             "compact_items_per_s": n / t["compact"], "expand_items_per_s": n / t["expand"],
             "items_per_s": n / fast, "speedup": t["original"] / fast,
             "original_loader_workers": 1, "loader_workers": args.fast_workers,

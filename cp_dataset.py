@@ -241,10 +241,10 @@ def pil_bilinear_resize(images, width, height):
     in_height, in_width = values.shape[-2:]
 
     def horizontal(x):
-        return x if width == in_width else _pil_round(x @ _weights(in_width, width, x).T)
+        return x if width == in_width else _pil_round(x @ _weights(in_width, width, x.device).T)
 
     def vertical(x):
-        return x if height == in_height else _pil_round(_weights(in_height, height, x) @ x)
+        return x if height == in_height else _pil_round(_weights(in_height, height, x.device) @ x)
 
     shrink_height, shrink_width = in_height - height, in_width - width
     if PIL_PASS_ORDER_RULE and shrink_height > 0 and shrink_height > 2 * shrink_width:
@@ -252,8 +252,10 @@ def pil_bilinear_resize(images, width, height):
     return vertical(horizontal(values)).to(torch.uint8)
 
 
-def _weights(in_size, out_size, like):
-    return torch.from_numpy(pil_bilinear_weights(in_size, out_size)).to(like.device)
+@functools.lru_cache(maxsize=None)
+def _weights(in_size, out_size, device):
+    """pil_bilinear_weights as a tensor on `device`, made once per device (not per batch)."""
+    return torch.from_numpy(pil_bilinear_weights(in_size, out_size)).to(device)
 
 
 def _pil_round(sums):
@@ -345,19 +347,19 @@ class CPDataset(data.Dataset):
     Reads opt.dataroot, datamode, stage ('GMM' or 'TOM'), data_list, fine_height, fine_width,
     radius. Items are the spec's; with compact=True they are compact_item's instead (0.7 MB, no
     float work), which `self.expand(batch)` turns into the spec's batch on the batch's device:
-    what train.py and test.py do. Construction checks that the pairs file parses and every listed file exists;
-    items are validated as they are read. With `problems` (a list, used by check_dataset)
+    what train.py and test.py do. Construction checks that the pairs file parses and every
+    listed file exists; items are validated as they are read. With `problems` (a list, used by check_dataset)
     pairs-file problems are appended to it instead of raised, and missing files are left
     for read_files to report.
     """
 
     def __init__(self, opt, problems=None, compact=False):
         super().__init__()
-        self.compact = compact
         if opt.stage not in ('GMM', 'TOM'):
             raise DatasetError(f"unknown stage {opt.stage!r}: expected 'GMM' or 'TOM'")
         self.opt = opt
         self.stage = opt.stage
+        self.compact = compact
         self.fine_height, self.fine_width, self.radius = opt.fine_height, opt.fine_width, opt.radius
         self.data_path = osp.join(opt.dataroot, opt.datamode)
         self.pairs_path = osp.join(opt.dataroot, opt.data_list)

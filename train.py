@@ -66,10 +66,10 @@ def gmm_step(model, inputs, perceptual=None, grid_weight=0.0):
     """One GMM forward pass and its loss: L1 between the warped cloth and the cloth worn in the
     photo, plus (--grid_reg, CP-VTON+'s, off by default) grid_weight x the grid's irregularity."""
     out = gmm_forward(model, inputs)
-    loss = F.l1_loss(out["warped_cloth"], inputs["parse_cloth"])
+    l1 = F.l1_loss(out["warped_cloth"], inputs["parse_cloth"])
     if not grid_weight:
-        return loss, {"metric": loss}, out
-    l1, irregularity = loss, networks.grid_irregularity(out["grid"])
+        return l1, {"metric": l1}, out
+    irregularity = networks.grid_irregularity(out["grid"])
     loss = l1 + grid_weight * irregularity
     return loss, {"metric": loss, "L1": l1, "Grid": irregularity}, out
 
