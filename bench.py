@@ -23,8 +23,10 @@ run B, run A, ...), so that load from other processes on a shared machine hits b
   (--fast_batch, --fast_workers, its threaded writer) in fp32 and, where the device runs bf16
   natively, in bf16 (--precision bf16), the GMM test (step 2) then the TOM test (step 5) on a
   sample dataset written to a temporary folder, with random weights;
-- training: steps/s of train.py's GMM and TOM losses + Adam at --train_batch (TOM with the VGG19
-  perceptual loss on random VGG weights: the same compute as ImageNet weights).
+- training: steps/s of train.py's GMM and TOM steps (loss, backward, Adam) at --train_batch, in
+  the original's plain layout (fp32), in train.py's default channels_last layout, and in bf16
+  autocast where native (TOM with the VGG19 perceptual loss on random VGG weights: the same
+  compute as ImageNet weights).
 
 GFLOP/s are the models' forward FLOPs (counted by torch.utils.flop_counter) per second, shown
 against the peak of a large matmul and a large convolution measured in the same run.
@@ -455,28 +457,42 @@ def end_to_end_section(root, grid_path, work, args, device):
 
 
 def train_section(root, args, device):
-    """steps/s of train.py's GMM and TOM losses + backward + Adam at --train_batch."""
+    """steps/s of train.py's GMM and TOM steps (loss, backward, Adam) at --train_batch, timed
+    interleaved: the original's plain layout in fp32, train.py's default channels_last layout
+    and, where the device runs bf16 natively, that under bf16 autocast (--amp bf16)."""
     opt = options.train_options(["--dataroot", str(root), "--datamode", "train",
                                  "--data_list", "train_pairs.txt"])
     dataset = cp_dataset.CPDataset(opt)
     batch = default_collate([dataset[i % len(dataset)] for i in range(args.train_batch)])
     inputs = train.to_device(batch, device)
-    result = {"batch": args.train_batch}
-    for stage in ("GMM", "TOM"):
+    modes = {"fp32": (False, "none"), "fp32_channels_last": (True, "none")}
+    if networks.native_bf16(device):
+        modes["bf16_channels_last"] = (True, "bf16")
+    result = {"batch": args.train_batch, "modes": list(modes)}
+
+    def make_step(stage, channels_last, amp):
         torch.manual_seed(0)
         model = networks.build_model(stage, opt).to(device).train()
+        if channels_last:
+            networks.use_channels_last(model)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.5, 0.999))
         perceptual = networks.VGGLoss(pretrained=False).to(device) if stage == "TOM" else None
+        autocast, _ = train.make_amp(amp, device)
 
         def step():
-            loss = train.STEPS[stage](model, inputs, perceptual)[0]
+            with autocast:
+                loss = train.STEPS[stage](model, inputs, perceptual)[0]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        return step
 
-        t = interleaved({stage: step}, device, args.train_steps, args.warmup)
-        result[f"{stage}_steps_per_s"] = 1 / t[stage]
-        del model, optimizer, perceptual
+    for stage in ("GMM", "TOM"):
+        steps = {mode: make_step(stage, *how) for mode, how in modes.items()}
+        t = interleaved(steps, device, args.train_steps, args.warmup)
+        for mode in modes:
+            result[f"{stage}_{mode}_steps_per_s"] = 1 / t[mode]
+        del steps
     return result
 
 
@@ -529,8 +545,12 @@ def table(results):
             + ", ".join(f"{k} {m['image_max_level_diff'][k]} / {m['image_fraction_differing'][k]:.1e}"
                         for k in m["image_max_level_diff"]))
     tr = results["train"]
-    add(f"training (steps/s, batch {tr['batch']}, fp32): GMM {tr['GMM_steps_per_s']:.2f}, "
-        f"TOM {tr['TOM_steps_per_s']:.2f} (VGG19 perceptual, random weights)")
+    add(f"training (steps/s, batch {tr['batch']}, TOM with VGG19 perceptual on random weights):")
+    for stage in ("GMM", "TOM"):
+        plain = tr[f"{stage}_fp32_steps_per_s"]
+        add(f"  {stage}: " + ", ".join(f"{mode} {tr[f'{stage}_{mode}_steps_per_s']:.2f} "
+                                       f"(x{tr[f'{stage}_{mode}_steps_per_s'] / plain:.2f})"
+                                       for mode in tr["modes"]))
     mem = results["memory"]
     add(f"peak memory: RSS {mem['peak_rss_mb']:.0f} MiB (loader workers {mem['peak_rss_children_mb']:.0f} MiB)"
         + (f", CUDA max allocated {mem['cuda_max_allocated_mb']:.0f} MiB" if "cuda_max_allocated_mb" in mem else ""))

@@ -203,9 +203,11 @@ class GMM(nn.Module):
         featureA, featureB = self.extractionA(inputA), self.extractionB(inputB)
         # Under autocast (bf16/fp16) only the feature extractors, nearly all the FLOPs, run in low
         # precision: normalisation, correlation and regression in float32 halve the grid's error
-        # (bf16 on the sample data: at most ~0.3 px from fp32's grid instead of ~0.6 px).
+        # (bf16 on the sample data: at most ~0.3 px from fp32's grid instead of ~0.6 px). A float64
+        # model stays float64.
+        precision = torch.promote_types(featureA.dtype, torch.float32)
         with torch.autocast(inputA.device.type, enabled=False):
-            featureA, featureB = self.l2norm(featureA.float()), self.l2norm(featureB.float())
+            featureA, featureB = self.l2norm(featureA.to(precision)), self.l2norm(featureB.to(precision))
             theta = self.regression(self.correlation(featureA, featureB))
         return self.gridGen(theta), theta
 
@@ -332,19 +334,24 @@ class ChannelsLastInstanceNorm2d(nn.InstanceNorm2d):
         return torch.addcmul(-mean * scale, x, scale)  # (x - mean) * scale in one pass
 
 
-def for_inference(model, channels_last=True):
-    """`model` (on its device) prepared for the inference fast path, in place: eval mode and, with
-    `channels_last`, the channels_last memory format (oneDNN / cuDNN's faster convolution layout)
-    with its plain InstanceNorm2d layers switched to ChannelsLastInstanceNorm2d. The state_dict
-    and the outputs (up to float rounding, ~1e-5) are unchanged. Returns the model."""
-    model.eval()
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-        for module in model.modules():
-            if (type(module) is nn.InstanceNorm2d and not module.affine
-                    and not module.track_running_stats):
-                module.__class__ = ChannelsLastInstanceNorm2d  # no state: a safe class swap
+def use_channels_last(model):
+    """`model` switched in place to the channels_last memory format (oneDNN / cuDNN's faster
+    convolution layout), with its plain InstanceNorm2d layers switched to
+    ChannelsLastInstanceNorm2d; for training and inference. The state_dict (saved contiguous by
+    save_checkpoint) and the outputs (up to float rounding, ~1e-5) are unchanged. Returns it."""
+    model.to(memory_format=torch.channels_last)
+    for module in model.modules():
+        if (type(module) is nn.InstanceNorm2d and not module.affine
+                and not module.track_running_stats):
+            module.__class__ = ChannelsLastInstanceNorm2d  # no state: a safe class swap
     return model
+
+
+def for_inference(model, channels_last=True):
+    """`model` (on its device) prepared for the inference fast path, in place: eval mode and,
+    with `channels_last`, use_channels_last. Returns the model."""
+    model.eval()
+    return use_channels_last(model) if channels_last else model
 
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -572,12 +579,14 @@ def atomic_save(obj, path):
 
 
 def save_checkpoint(model_or_state_dict, path):
-    """Save a plain CPU state_dict (no wrapper prefixes) atomically; accepts a module (also
-    wrapped in DataParallel/DDP/torch.compile) or a state_dict."""
+    """Save a plain CPU state_dict (no wrapper prefixes, contiguous tensors whatever the model's
+    memory format) atomically; accepts a module (also wrapped in DataParallel/DDP/torch.compile)
+    or a state_dict."""
     state = model_or_state_dict
     if isinstance(state, nn.Module):
         state = _unwrap(state).state_dict()
-    atomic_save(OrderedDict((_plain_key(k), v.detach().cpu()) for k, v in state.items()), path)
+    state = OrderedDict((_plain_key(k), v.detach().cpu().contiguous()) for k, v in state.items())
+    atomic_save(state, path)
 
 
 def _mismatches(expected, found):

@@ -41,6 +41,9 @@ def _common_options(parser, display_count):
     parser.add_argument("--shuffle", action="store_true", help="shuffle the training pairs")
     parser.add_argument("--seed", type=int, default=0,
                         help="(new) seed for weight init and data order (torch, numpy, random)")
+    parser.add_argument("--channels_last", default=1, type=int, choices=[0, 1],
+                        help="(new) 1: run the model in the channels_last memory format (faster "
+                             "convolutions, same results up to float rounding); 0: plain layout")
 
 
 def _parse(parser, argv):
@@ -103,9 +106,6 @@ def test_parser():
                         help="(new) inference precision: fp32 (default); bf16 autocast (CUDA, or a CPU "
                              "with native bf16: AVX512-BF16/AMX; elsewhere it works but is slower); "
                              "fp16 autocast (CUDA only)")
-    parser.add_argument("--channels_last", default=1, type=int, choices=[0, 1],
-                        help="(new) 1: run the model in the channels_last memory format (faster "
-                             "convolutions, same outputs up to float rounding); 0: plain layout")
     parser.add_argument("--save_threads", type=int, default=2,
                         help="(new) threads that encode and write the result images (and TensorBoard "
                              "images) while the next batch runs; 0 = write in the main loop")

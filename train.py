@@ -297,6 +297,8 @@ def train(opt, device, rank=0, world_size=1):
     if opt.checkpoint:
         networks.load_checkpoint(raw_model, opt.checkpoint, stage=opt.stage)
     raw_model.to(device).train()
+    if opt.channels_last:
+        networks.use_channels_last(raw_model)
     perceptual = None
     if opt.stage == "TOM" and opt.perceptual == "vgg19":
         perceptual = networks.VGGLoss(weights_path=opt.vgg_weights).to(device)

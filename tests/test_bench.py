@@ -31,7 +31,8 @@ def test_bench_quick_writes_json(tmp_path):
     assert set(modes) <= {"fast", "fast-bf16"}
     for mode in modes.values():
         assert {"pairs_per_s", "speedup", "image_max_level_diff", "image_fraction_differing"} <= mode.keys()
-    assert {"GMM_steps_per_s", "TOM_steps_per_s"} <= results["train"].keys()
+    assert {"GMM_fp32_steps_per_s", "TOM_fp32_steps_per_s", "GMM_fp32_channels_last_steps_per_s",
+            "TOM_fp32_channels_last_steps_per_s"} <= results["train"].keys()
     assert results["memory"]["peak_rss_mb"] > 0
     assert set(results["targets"]) == {"end_to_end_speedup", "dataset_speedup", "fp32_max_abs_diff"}
     assert results["targets"]["end_to_end_speedup"]["mode"] in modes

@@ -1,6 +1,8 @@
-"""The inference fast path: channels_last + inference_mode equal to the plain models, the bf16
-path close, --precision fp16 refused on the CPU, threaded image writing equal to plain writes."""
+"""The fast paths: channels_last + inference_mode equal to the plain models, channels_last
+training steps equal to plain ones, the bf16 path close, --precision fp16 refused on the CPU,
+threaded image writing equal to plain writes."""
 import copy
+import functools
 
 import pytest
 import torch
@@ -82,6 +84,37 @@ def test_fp32_fast_path_equals_plain_tom(models):
     assert (fast_raw - raw).abs().max() < 1e-4
     for key in plain:
         assert (fast[key] - plain[key]).abs().max() < 1e-4, key
+
+
+@pytest.mark.parametrize("stage", ["GMM", "TOM"])
+def test_channels_last_training_step_equals_plain(models, stage, tmp_path):
+    """train.py's --channels_last 1: the same loss and gradients as the plain layout. In float64,
+    so that only a real difference shows (in float32 the training-mode BatchNorm of a batch of
+    two amplifies rounding to ~1% in some gradients); the checkpoint saved is contiguous."""
+    if stage == "GMM":
+        inputs = {**gmm_inputs(), "parse_cloth": smooth(2, 3)}
+    else:
+        inputs = {"agnostic": torch.randn(1, 22, 256, 192), "cloth": smooth(1, 3),
+                  "cloth_mask": (smooth(1, 1) + 1) / 2, "image": smooth(1, 3)}
+    inputs = {key: value.double() for key, value in inputs.items()}
+    step = functools.partial(train.gmm_step, grid_weight=40.0) if stage == "GMM" else train.tom_step
+    results = []
+    for fast in (False, True):
+        model = copy.deepcopy(models[stage]).double().train()
+        if fast:
+            networks.use_channels_last(model)
+        loss = step(model, inputs)[0]
+        loss.backward()
+        results.append((loss.item(), {k: p.grad for k, p in model.named_parameters()}))
+    (plain_loss, plain_grads), (fast_loss, fast_grads) = results
+    assert abs(fast_loss - plain_loss) < 1e-12
+    scale = max(grad.abs().max() for grad in plain_grads.values())
+    for key, grad in plain_grads.items():
+        assert (fast_grads[key] - grad).abs().max() < 1e-9 * scale, key
+    networks.save_checkpoint(model, tmp_path / "fast.pth")
+    saved = torch.load(tmp_path / "fast.pth")
+    assert all(value.is_contiguous() for value in saved.values())
+    assert all(torch.equal(saved[key], value) for key, value in model.state_dict().items())
 
 
 def test_bf16_path_close_and_finite(models):
