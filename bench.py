@@ -473,6 +473,7 @@ def train_section(root, args, device):
     def make_step(stage, channels_last, amp):
         torch.manual_seed(0)
         model = networks.build_model(stage, opt).to(device).train()
+        step_inputs = networks.channels_last_inputs(inputs) if channels_last else inputs
         if channels_last:
             networks.use_channels_last(model)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.5, 0.999))
@@ -481,7 +482,7 @@ def train_section(root, args, device):
 
         def step():
             with autocast:
-                loss = train.STEPS[stage](model, inputs, perceptual)[0]
+                loss = train.STEPS[stage](model, step_inputs, perceptual)[0]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -335,6 +335,8 @@ def train(opt, device, rank=0, world_size=1):
             tic = time.time()
             while step < total:
                 inputs = dataset.expand(to_device(next(batches), device))
+                if opt.channels_last:
+                    inputs = networks.channels_last_inputs(inputs)
                 optimizer.zero_grad(set_to_none=True)
                 scalars, out = forward_backward(model, inputs, step_fn, perceptual, autocast, scaler)
                 scaler.step(optimizer)

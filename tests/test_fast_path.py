@@ -97,13 +97,14 @@ def test_channels_last_training_step_equals_plain(models, stage, tmp_path):
         inputs = {"agnostic": torch.randn(1, 22, 256, 192), "cloth": smooth(1, 3),
                   "cloth_mask": (smooth(1, 1) + 1) / 2, "image": smooth(1, 3)}
     inputs = {key: value.double() for key, value in inputs.items()}
+    assert networks.channels_last_inputs(inputs)["cloth"].is_contiguous(memory_format=torch.channels_last)
     step = functools.partial(train.gmm_step, grid_weight=40.0) if stage == "GMM" else train.tom_step
     results = []
     for fast in (False, True):
         model = copy.deepcopy(models[stage]).double().train()
         if fast:
             networks.use_channels_last(model)
-        loss = step(model, inputs)[0]
+        loss = step(model, networks.channels_last_inputs(inputs) if fast else inputs)[0]
         loss.backward()
         results.append((loss.item(), {k: p.grad for k, p in model.named_parameters()}))
     (plain_loss, plain_grads), (fast_loss, fast_grads) = results
