@@ -55,7 +55,7 @@ demo: $(INSTALLED)
 	$(if $(call pretrained,gmm),@echo "PRETRAINED=1: using $(call pretrained,gmm)",$(DEMO_ENV) BATCH_SIZE=$(GMM_BATCH) AMP=$(DEMO_AMP) KEEP_STEP=$(GMM_KEEP) DECAY_STEP=$(GMM_DECAY) SAVE_COUNT=$(GMM_KEEP) EXTRA_ARGS="--lr $(GMM_LR) --grid_reg $(GMM_GRID_REG)" bash step1-train-gmm.sh)
 	$(DEMO_ENV) bash step2-test-gmm.sh
 	$(DEMO_ENV) bash step3-generate-tom-data.sh
-	$(if $(call pretrained,tom),@echo "PRETRAINED=1: using $(call pretrained,tom)",$(DEMO_ENV) BATCH_SIZE=$(TOM_BATCH) AMP=$(DEMO_AMP) KEEP_STEP=$(TOM_KEEP) DECAY_STEP=$(TOM_DECAY) SAVE_COUNT=$(TOM_KEEP) EXTRA_ARGS="--lr $(TOM_LR)" bash step4-train-tom.sh)
+	$(if $(call pretrained,tom),@echo "PRETRAINED=1: using $(call pretrained,tom)",$(DEMO_ENV) BATCH_SIZE=$(TOM_BATCH) AMP=$(DEMO_AMP) KEEP_STEP=$(TOM_KEEP) DECAY_STEP=$(TOM_DECAY) SAVE_COUNT=$(TOM_KEEP) EXTRA_ARGS="--lr $(TOM_LR) --channels_last 1" bash step4-train-tom.sh)
 	$(DEMO_ENV) bash step5-test-tom.sh
 	$(PYTHON) smart_show_test_result.py
 	# Evaluation on the same-clothes pairs (each test person with her own garment), in result/same/:

@@ -42,8 +42,10 @@ def _common_options(parser, display_count):
     parser.add_argument("--seed", type=int, default=0,
                         help="(new) seed for weight init and data order (torch, numpy, random)")
     parser.add_argument("--channels_last", default=1, type=int, choices=[0, 1],
-                        help="(new) 1: run the model in the channels_last memory format (faster "
-                             "convolutions, same results up to float rounding); 0: plain layout")
+                        help="(new) 1: run the model in the channels_last memory format (same "
+                             "results up to float rounding; faster convolutions: on our CPU for "
+                             "test.py and TOM training, not GMM training); 0: plain layout "
+                             "(default: %(default)s)")
 
 
 def _parse(parser, argv):
@@ -61,6 +63,7 @@ def _parse(parser, argv):
 def train_parser():
     parser = argparse.ArgumentParser(description="Train the CP-VTON GMM or TOM stage.")
     _common_options(parser, display_count=20)
+    parser.set_defaults(channels_last=0)  # the original's layout; the demo trains the TOM with 1
     parser.add_argument("--lr", type=float, default=1e-4, help="initial learning rate for adam")
     parser.add_argument("--checkpoint_dir", default="checkpoints",
                         help="checkpoints are written to <checkpoint_dir>/<name>/")
