@@ -24,8 +24,8 @@ run B, run A, ...), so that load from other processes on a shared machine hits b
   natively, in bf16 (--precision bf16), the GMM test (step 2) then the TOM test (step 5) on a
   sample dataset written to a temporary folder, with random weights;
 - training: steps/s of train.py's GMM and TOM steps (loss, backward, Adam) at --train_batch, in
-  the original's plain layout (fp32), in train.py's default channels_last layout, and in bf16
-  autocast where native (TOM with the VGG19 perceptual loss on random VGG weights: the same
+  the original's plain layout and in the channels_last one, in fp32 and in bf16 autocast where
+  native (TOM with the VGG19 perceptual loss on random VGG weights: the same
   compute as ImageNet weights).
 
 GFLOP/s are the models' forward FLOPs (counted by torch.utils.flop_counter) per second, shown
@@ -458,8 +458,8 @@ def end_to_end_section(root, grid_path, work, args, device):
 
 def train_section(root, args, device):
     """steps/s of train.py's GMM and TOM steps (loss, backward, Adam) at --train_batch, timed
-    interleaved: the original's plain layout in fp32, train.py's default channels_last layout
-    and, where the device runs bf16 natively, that under bf16 autocast (--amp bf16)."""
+    interleaved: the original's plain layout and the channels_last one (--channels_last 1), in fp32
+    and, where the device runs bf16 natively, under bf16 autocast (--amp bf16)."""
     opt = options.train_options(["--dataroot", str(root), "--datamode", "train",
                                  "--data_list", "train_pairs.txt"])
     dataset = cp_dataset.CPDataset(opt)
@@ -467,7 +467,7 @@ def train_section(root, args, device):
     inputs = train.to_device(batch, device)
     modes = {"fp32": (False, "none"), "fp32_channels_last": (True, "none")}
     if networks.native_bf16(device):
-        modes["bf16_channels_last"] = (True, "bf16")
+        modes.update(bf16=(False, "bf16"), bf16_channels_last=(True, "bf16"))
     result = {"batch": args.train_batch, "modes": list(modes)}
 
     def make_step(stage, channels_last, amp):
