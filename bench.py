@@ -25,8 +25,8 @@ run B, run A, ...), so that load from other processes on a shared machine hits b
   sample dataset written to a temporary folder, with random weights;
 - training: steps/s of train.py's GMM and TOM steps (loss, backward, Adam) at --train_batch, in
   the original's plain layout and in the channels_last one, in fp32 and in bf16 autocast where
-  native (TOM with the VGG19 perceptual loss on random VGG weights: the same
-  compute as ImageNet weights).
+  native (TOM with the VGG19 perceptual loss on random VGG weights: the same compute as ImageNet
+  weights).
 
 GFLOP/s are the models' forward FLOPs (counted by torch.utils.flop_counter) per second, shown
 against the peak of a large matmul and a large convolution measured in the same run.
@@ -473,9 +473,10 @@ def train_section(root, args, device):
     def make_step(stage, channels_last, amp):
         torch.manual_seed(0)
         model = networks.build_model(stage, opt).to(device).train()
-        step_inputs = networks.channels_last_inputs(inputs) if channels_last else inputs
-        if channels_last:
+        step_inputs = inputs
+        if channels_last:  # as train.py --channels_last 1
             networks.use_channels_last(model)
+            step_inputs = networks.channels_last_inputs(inputs)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.5, 0.999))
         perceptual = networks.VGGLoss(pretrained=False).to(device) if stage == "TOM" else None
         autocast, _ = train.make_amp(amp, device)
