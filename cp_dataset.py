@@ -59,12 +59,15 @@ class ImageSizeError(DatasetError):
     """An image or parse that is not fine_width x fine_height (nothing is resized at load time)."""
 
 
-def normalise_(values):
-    """Pixel values 0-255 (a float32 tensor, in place) -> [-1, 1]: ToTensor + Normalize(0.5, 0.5),
-    i.e. (v / 255 - 0.5) / 0.5, by the same float32 operations, so bit for bit the same. The
-    original used 3-element mean/std for 1-channel images too, which modern torchvision rejects;
-    the values here are the ones of (0.5,)/(0.5,) per channel."""
-    return values.div_(255).sub_(0.5).mul_(2)  # * 2 == / 0.5 exactly
+def normalised(pixels, out=None):
+    """Pixel values 0-255 (uint8 or float) -> float32 [-1, 1], in one division and one subtraction:
+    ToTensor + Normalize(0.5, 0.5), i.e. (v / 255 - 0.5) / 0.5, bit for bit. v / 127.5 - 1 rounds
+    the same: 127.5 and 1 are the original's 255 and 0.5 times 2, and doubling is exact (the
+    test checks all 256 values). The divisor is a tensor on the pixels' device because CUDA
+    divides by a Python number as a multiplication by its reciprocal, which rounds differently for
+    about half of the values. The original used 3-element mean/std for 1-channel images too,
+    which modern torchvision rejects; the values here are the ones of (0.5,)/(0.5,) per channel."""
+    return torch.div(pixels, torch.tensor(127.5, device=pixels.device), out=out).sub_(1)
 
 
 def make_grid_image(height=256, width=192):
@@ -83,7 +86,7 @@ def make_grid_image(height=256, width=192):
 
 def grid_tensor(height=256, width=192):
     """The grid image as GMM warps it for display: [3, H, W] in {-1, 1}."""
-    return normalise_(torch.from_numpy(make_grid_image(height, width)).permute(2, 0, 1).float().contiguous())
+    return normalised(torch.from_numpy(make_grid_image(height, width)).permute(2, 0, 1).contiguous())
 
 
 def read_image(path, size, mode):
@@ -169,13 +172,11 @@ def pose_squares(keypoints, radius):
     Points with x <= 1 or y <= 1 (missing points are (0, 0)) are not drawn (the original's
     strict `x > 1 and y > 1`).
     """
-    points = np.asarray(keypoints, dtype=np.float64)[:, :2]
-    bounds = np.zeros((len(points), 4), np.int64)
-    for i, (x, y) in enumerate(points):
-        if x > 1 and y > 1:
-            bounds[i] = (max(int(y - radius), 0), max(int(y + radius) + 1, 0),
-                         max(int(x - radius), 0), max(int(x + radius) + 1, 0))
-    return bounds
+    yx = np.asarray(keypoints, dtype=np.float64)[:, 1::-1]
+    drawn = (yx > 1).all(1, keepdims=True)
+    start = np.maximum((yx - radius).astype(np.int64), 0)  # astype truncates towards zero, as int()
+    stop = np.maximum((yx + radius).astype(np.int64) + 1, 0)
+    return np.stack([start[:, 0], stop[:, 0], start[:, 1], stop[:, 1]], 1) * drawn
 
 
 def _square_extents(squares, height, width):
@@ -200,7 +201,7 @@ def pose_union(squares, height, width):
     square, -1 elsewhere (the pose image shown on TensorBoard)."""
     rows, columns = _square_extents(squares, height, width)
     covering = rows.transpose(-1, -2) @ columns  # [..., H, W]: how many squares cover each pixel
-    return torch.where(covering > 0, 1.0, -1.0).unsqueeze(-3)
+    return covering.clamp_(max=1).mul_(2).sub_(1).unsqueeze(-3)
 
 
 PIL_PRECISION_BITS = 22  # Pillow's fixed-point resampling weights for 8-bit images
@@ -315,29 +316,30 @@ def compact_item(cloth, cloth_mask, image, parse, pose, radius):
 def expand(batch, grid_image=None):
     """A collated batch of compact items (names included, on any device) -> the batch of the spec's
     items: float32 tensors equal to the original's computations, names passed through, and
-    grid_image [3, H, W] repeated per item (the GMM stage) or '' per item (TOM, as the original)."""
+    grid_image [3, H, W] for every item (the GMM stage) or '' per item (TOM, as the original).
+
+    Each value is written once: shape and head are views of their channels in agnostic, and the
+    grid image is one image broadcast over the batch (read-only views, as every consumer uses them).
+    """
     pixels = batch['pixels']
     b, _, height, width = pixels.shape
-    values = torch.empty((b, 13, height, width), device=pixels.device)
-    values[:, :9] = pixels[:, :9]  # cloth, image, parse_cloth
-    values[:, 9] = blur_shape(batch['parse'] > 0, width, height)  # body shape
-    values[:, 10:] = pixels[:, 9:]  # head
-    normalise_(values)
+    images = normalised(pixels[:, :9], out=torch.empty((b, 9, height, width), device=pixels.device))
     agnostic = torch.empty((b, 4 + batch['pose_squares'].shape[1], height, width), device=pixels.device)
-    agnostic[:, :4] = values[:, 9:13]  # shape, head
+    normalised(blur_shape(batch['parse'] > 0, width, height), out=agnostic[:, 0])  # body shape
+    normalised(pixels[:, 9:], out=agnostic[:, 1:4])  # head
     pose_maps(batch['pose_squares'], height, width, out=agnostic[:, 4:])
     return {
         'c_name': batch['c_name'],
         'im_name': batch['im_name'],
-        'cloth': values[:, 0:3],
+        'cloth': images[:, 0:3],
         'cloth_mask': batch['cloth_mask_on'].float(),
-        'image': values[:, 3:6],
+        'image': images[:, 3:6],
         'agnostic': agnostic,
-        'parse_cloth': values[:, 6:9],
-        'shape': values[:, 9:10],
-        'head': values[:, 10:13],
+        'parse_cloth': images[:, 6:9],
+        'shape': agnostic[:, 0:1],
+        'head': agnostic[:, 1:4],
         'pose_image': pose_union(batch['pose_squares'], height, width),
-        'grid_image': [''] * b if grid_image is None else grid_image.to(pixels.device).repeat(b, 1, 1, 1),
+        'grid_image': [''] * b if grid_image is None else grid_image.to(pixels.device).expand(b, -1, -1, -1),
     }
 
 
@@ -463,7 +465,10 @@ class CPDataset(data.Dataset):
             return item
         batch = self.expand({key: value[None] if torch.is_tensor(value) else [value]
                              for key, value in item.items()})
-        return {key: value[0] for key, value in batch.items()}
+        item = {key: value[0] for key, value in batch.items()}
+        if torch.is_tensor(item['grid_image']):  # a view of self.grid_image: the item gets its own
+            item['grid_image'] = item['grid_image'].clone()
+        return item
 
     def expand(self, batch):
         """A batch of compact items -> the spec's batch (see `expand`), grid image included."""

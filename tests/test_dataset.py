@@ -203,6 +203,17 @@ def test_parse_cloth_and_head_fills(root):
     assert np.array_equal(item['head'].numpy()[:, head], image[:, head])
 
 
+def test_normalised_equals_torchvision_for_every_pixel_value():
+    """v / 127.5 - 1 rounds like the original's ToTensor + Normalize(0.5, 0.5), all 256 values
+    (an image large enough for the vectorised kernels), from uint8 and from float32."""
+    from torchvision import transforms
+    pixels = np.tile(np.arange(256, dtype=np.uint8), 3 * 96).reshape(96, 256, 3)
+    expected = transforms.Normalize((0.5,) * 3, (0.5,) * 3)(transforms.ToTensor()(Image.fromarray(pixels)))
+    chw = torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
+    assert torch.equal(cpd.normalised(chw), expected)
+    assert torch.equal(cpd.normalised(chw.float()), expected)
+
+
 def test_shape_blur_is_pil_two_step_resize():
     labels = np.zeros((H, W), np.uint8)
     labels[30:200, 40:150] = 5
@@ -309,8 +320,8 @@ def test_grid_image_tensor_cached_and_independent_of_cwd(root, tmp_path, monkeyp
     dataset = CPDataset(make_opt(root))
     item = dataset[0]
     assert torch.equal(item['grid_image'], normalise(make_grid_image(H, W)).permute(2, 0, 1))
-    item['grid_image'].zero_()
-    assert torch.equal(dataset[1]['grid_image'], dataset.grid_image)
+    item['grid_image'].zero_()  # the item's own copy: the dataset's grid image is unchanged
+    assert torch.equal(dataset[1]['grid_image'], normalise(make_grid_image(H, W)).permute(2, 0, 1))
 
 
 def test_tom_stage_reads_warp_outputs(tmp_path):
