@@ -325,7 +325,7 @@ def dataset_section(opt, grid_path, args, device):
     fast_loader = cp_dataset.CPDataLoader(
         argparse.Namespace(batch_size=4, workers=args.fast_workers, shuffle=False), compact).data_loader
     tl = interleaved({"original": lambda: [None for _ in original_loader],
-                      "ours": lambda: [compact.expand(train.to_device(batch, device)) for batch in fast_loader]},
+                      "ours": lambda: [compact.expand(train.to_device(batch, device)) and None for batch in fast_loader]},
                      device, args.repeats, args.warmup)
     del original_loader, fast_loader
     fast = t["compact"] + t["expand"]
