@@ -192,8 +192,8 @@ def _square_extents(squares, height, width):
 def pose_maps(squares, height, width, out=None):
     """pose_squares' bounds [..., 18, 4] (a tensor, batched or not) -> float32 [..., 18, H, W]:
     1 inside each keypoint's square, -1 elsewhere (the agnostic's pose channels)."""
-    rows, columns = _square_extents(squares, height, width)
-    return torch.mul(rows.mul_(2)[..., :, None], columns[..., None, :], out=out).sub_(1)
+    rows, columns = _square_extents(squares, height, width)  # {0, 1} -> {-1, 1}, then 1 where both are
+    return torch.minimum(rows.mul_(2).sub_(1)[..., :, None], columns.mul_(2).sub_(1)[..., None, :], out=out)
 
 
 def pose_union(squares, height, width):
