@@ -60,7 +60,7 @@ class ImageSizeError(DatasetError):
 
 
 def normalised(pixels, out=None):
-    """Pixel values 0-255 (uint8 or float) -> float32 [-1, 1], in one division and one subtraction:
+    """Pixel values 0-255 (uint8 or float32) -> float32 [-1, 1], in one division and one subtraction:
     ToTensor + Normalize(0.5, 0.5), i.e. (v / 255 - 0.5) / 0.5, bit for bit. v / 127.5 - 1 rounds
     the same: 127.5 and 1 are the original's 255 and 0.5 times 2, and doubling is exact (the
     test checks all 256 values). The divisor is a tensor on the pixels' device because CUDA
