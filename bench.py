@@ -313,19 +313,19 @@ def dataset_section(opt, grid_path, args, device):
         for i in range(n):
             dataset[i]
 
-    def expand_all():
-        for batch in batches:
+    def expand_all(compact_batches):  # each expanded batch dropped, as a training step would
+        for batch in compact_batches:
             compact.expand(train.to_device(batch, device))
 
     with torch_threads(1):
         t = interleaved({"original": lambda: read_all(original), "spec": lambda: read_all(spec),
-                         "compact": lambda: read_all(compact), "expand": expand_all},
+                         "compact": lambda: read_all(compact), "expand": lambda: expand_all(batches)},
                         device, args.repeats, args.warmup)
     original_loader = DataLoader(original, batch_size=4, num_workers=1, persistent_workers=True)
     fast_loader = cp_dataset.CPDataLoader(
         argparse.Namespace(batch_size=4, workers=args.fast_workers, shuffle=False), compact).data_loader
     tl = interleaved({"original": lambda: [None for _ in original_loader],
-                      "ours": lambda: [compact.expand(train.to_device(batch, device)) and None for batch in fast_loader]},
+                      "ours": lambda: expand_all(fast_loader)},
                      device, args.repeats, args.warmup)
     del original_loader, fast_loader
     fast = t["compact"] + t["expand"]
