@@ -1,6 +1,6 @@
 """A small procedural dataset in the VITON layout, so CP-VTON runs without the real data.
 
-`generate(root, n_train=256, n_test=16, seed=0)` writes (numpy + Pillow, no downloads):
+`generate(root, n_train=256, n_test=64, seed=0)` writes (numpy + Pillow, no downloads):
 
     root/train_pairs.txt        person with her own garment (same id)
     root/test_pairs.txt         person with another person's garment (every cloth once)
@@ -69,8 +69,10 @@ HEIGHT, WIDTH = 256, 192
 PIXELS = np.stack(np.mgrid[:HEIGHT, :WIDTH][::-1], -1).astype(float)  # (x, y) of every pixel
 TRAIN_ID0, TEST_ID0 = 0, 100000
 # The default size: 256 train persons (a GMM trained on 64 generalises clearly worse: README,
-# Results), 16 test persons.
-N_TRAIN, N_TEST = 256, 16
+# Results), 64 test persons (on 16, the standard error of the mean try-on SSIM was 0.013, too
+# wide to judge a 0.01 difference by; on 64 it is about 0.005). Persons are drawn by id, so the
+# first 16 test persons are the same for any n_test.
+N_TRAIN, N_TEST = 256, 64
 MARKER = '.sample_dataset'
 SUBDIRS = ('image', 'image-parse', 'pose', 'cloth', 'cloth-mask')
 JPEG_OPTIONS = dict(quality=95, subsampling=0, optimize=False)
