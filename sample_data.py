@@ -70,8 +70,8 @@ PIXELS = np.stack(np.mgrid[:HEIGHT, :WIDTH][::-1], -1).astype(float)  # (x, y) o
 TRAIN_ID0, TEST_ID0 = 0, 100000
 # The default size: 256 train persons (a GMM trained on 64 generalises clearly worse: README,
 # Results), 64 test persons (on 16, the standard error of the mean try-on SSIM was 0.013, too
-# wide to judge a 0.01 difference by; on 64 it is about 0.005). Persons are drawn by id, so the
-# first 16 test persons are the same for any n_test.
+# wide to judge a 0.01 difference by; on 64 it is about 0.005). Persons are drawn by id, so a
+# smaller test split is the start of a larger one (the 16 of earlier stops are the first 16).
 N_TRAIN, N_TEST = 256, 64
 MARKER = '.sample_dataset'
 SUBDIRS = ('image', 'image-parse', 'pose', 'cloth', 'cloth-mask')
