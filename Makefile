@@ -11,11 +11,12 @@ INSTALLED := $(VENV)/.cpvton-installed
 
 # The demo's schedule, sized for a 2-core CPU (override: make demo GMM_KEEP=600 ...): each stage
 # trains KEEP steps at its LR, then DECAY steps with the rate falling linearly to 0 (the original's
-# schedule, shortened). DEMO_AMP=auto trains in bf16 autocast where the CPU (or GPU) runs bf16
-# natively (about 2x faster here), else in float32. Measured on the default sample set (256 train
-# and 64 test persons), see README: the GMM's warped-mask IoU reaches 0.889 (identity warp: 0.53).
-# The TOM learns more per second at batch 2 than at 4; the GMM (BatchNorm) needs batch 4. The TOM
-# trains in the channels_last layout (about 25% faster here; the GMM is not faster in it).
+# schedule, shortened). DEMO_PRECISION=auto trains in bf16 autocast where the CPU (or GPU) runs bf16
+# natively (about 2x faster on a CPU with AMX), else in float32. On the default sample set (256
+# train and 64 test persons) the GMM's warped-mask IoU reaches 0.889 (identity warp: 0.53): see
+# docs/experiments.md. The TOM learns more per second at batch 2 than at 4; the GMM (BatchNorm)
+# needs batch 4. The TOM trains in the channels_last layout (about 25% faster on such a CPU; the
+# GMM is not faster in it).
 GMM_KEEP ?= 300
 GMM_DECAY ?= 300
 GMM_BATCH ?= 4
@@ -25,12 +26,12 @@ TOM_BATCH ?= 2
 GMM_LR ?= 3e-4
 # CP-VTON+'s grid-interval consistency loss on the GMM's warp (not in CP-VTON; train.py's default
 # is 0, the original's loss): without it the warp folds inside the garment and prints swirl.
-# CP-VTON+ weights it 40; 100 fits the inside of the garments better in every run we compared
-# (3 seeds in bf16, and float32, where 40 still folded: README, Results).
+# CP-VTON+ weights it 40; 100 fits the inside of the garments better in every run compared
+# (3 seeds in bf16, and float32, where 40 still folded: docs/experiments.md).
 GMM_GRID_REG ?= 100
 TOM_LR ?= 3e-4
 DEMO_WORKERS ?= 0
-DEMO_AMP ?= auto
+DEMO_PRECISION ?= $(or $(DEMO_AMP),auto)
 DEMO_ENV = PYTHON=$(PYTHON) WORKERS=$(DEMO_WORKERS) PERCEPTUAL=none
 # make demo PRETRAINED=1: test with checkpoints/{gmm,tom}_train_new/*_final.pth where present
 # (e.g. from `python data_download.py --checkpoints`) instead of training that stage.
@@ -55,10 +56,10 @@ test: $(INSTALLED)
 
 demo: $(INSTALLED)
 	$(PYTHON) data_download.py --sample
-	$(if $(call pretrained,gmm),@echo "PRETRAINED=1: using $(call pretrained,gmm)",$(DEMO_ENV) BATCH_SIZE=$(GMM_BATCH) AMP=$(DEMO_AMP) KEEP_STEP=$(GMM_KEEP) DECAY_STEP=$(GMM_DECAY) SAVE_COUNT=$(GMM_KEEP) EXTRA_ARGS="--lr $(GMM_LR) --grid_reg $(GMM_GRID_REG)" bash step1-train-gmm.sh)
+	$(if $(call pretrained,gmm),@echo "PRETRAINED=1: using $(call pretrained,gmm)",$(DEMO_ENV) BATCH_SIZE=$(GMM_BATCH) PRECISION=$(DEMO_PRECISION) KEEP_STEP=$(GMM_KEEP) DECAY_STEP=$(GMM_DECAY) SAVE_COUNT=$(GMM_KEEP) EXTRA_ARGS="--lr $(GMM_LR) --grid_reg $(GMM_GRID_REG)" bash step1-train-gmm.sh)
 	$(DEMO_ENV) bash step2-test-gmm.sh
 	$(DEMO_ENV) bash step3-generate-tom-data.sh
-	$(if $(call pretrained,tom),@echo "PRETRAINED=1: using $(call pretrained,tom)",$(DEMO_ENV) BATCH_SIZE=$(TOM_BATCH) AMP=$(DEMO_AMP) KEEP_STEP=$(TOM_KEEP) DECAY_STEP=$(TOM_DECAY) SAVE_COUNT=$(TOM_KEEP) EXTRA_ARGS="--lr $(TOM_LR) --channels_last 1" bash step4-train-tom.sh)
+	$(if $(call pretrained,tom),@echo "PRETRAINED=1: using $(call pretrained,tom)",$(DEMO_ENV) BATCH_SIZE=$(TOM_BATCH) PRECISION=$(DEMO_PRECISION) KEEP_STEP=$(TOM_KEEP) DECAY_STEP=$(TOM_DECAY) SAVE_COUNT=$(TOM_KEEP) EXTRA_ARGS="--lr $(TOM_LR) --channels_last 1" bash step4-train-tom.sh)
 	$(DEMO_ENV) bash step5-test-tom.sh
 	$(PYTHON) smart_show_test_result.py
 	# Evaluation on the same-clothes pairs (each test person with her own garment), in result/same/:

@@ -21,6 +21,7 @@ to validate a whole split before training.
 import argparse
 import functools
 import json
+import os
 import os.path as osp
 import sys
 
@@ -31,6 +32,8 @@ import PIL
 from PIL import Image
 from tqdm import tqdm
 
+import atomic
+
 # LIP human-parsing label ids (the pixel values of image-parse/*.png).
 LIP_LABELS = {
     0: 'background', 1: 'hat', 2: 'hair', 3: 'glove', 4: 'sunglasses', 5: 'upper-clothes',
@@ -38,6 +41,13 @@ LIP_LABELS = {
     13: 'face', 14: 'left-arm', 15: 'right-arm', 16: 'left-leg', 17: 'right-leg',
     18: 'left-shoe', 19: 'right-shoe',
 }
+# Colours of the 20 LIP labels (0 background ... 19 right shoe), as the LIP/JPPNet tools draw them.
+LIP_PALETTE = [
+    (0, 0, 0), (128, 0, 0), (255, 0, 0), (0, 85, 0), (170, 0, 51),
+    (255, 85, 0), (0, 0, 85), (0, 119, 221), (85, 85, 0), (0, 85, 85),
+    (85, 51, 0), (52, 86, 128), (0, 128, 0), (0, 0, 255), (51, 170, 221),
+    (0, 255, 255), (85, 255, 170), (170, 255, 85), (255, 255, 0), (255, 170, 0),
+]
 HEAD_LABELS = (1, 2, 4, 13)   # hat, hair, sunglasses, face: kept in the person representation
 CLOTH_LABELS = (5, 6, 7)      # upper-clothes, dress, coat: the garment GMM learns to match
 # The body-shape mask is every label > 0.
@@ -46,9 +56,104 @@ CLOTH_LABELS = (5, 6, 7)      # upper-clothes, dress, coat: the garment GMM lear
 BODY25_TO_COCO18 = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]
 
 MAX_REPORTED = 5  # missing files listed in a constructor error before "... and N more"
+
+# ---------------------------------------------------------------------------------------------
+# The VITON layout, in one place: every other file asks this module for a path or a pairs list.
+#
+#   <dataroot>/<pairs file>                            "<person>.jpg <cloth>.jpg" per line
+#   <dataroot>/<split>/image/<person>.jpg              person photo
+#   <dataroot>/<split>/image-parse/<person stem>.png   LIP parse (label ids)
+#   <dataroot>/<split>/pose/<person stem>_keypoints.json   OpenPose keypoints
+#   <dataroot>/<split>/cloth/<cloth>.jpg, cloth-mask/<cloth>.jpg   in-shop garment and its mask
+#   <dataroot>/<split>/warp-cloth/<cloth>.jpg, warp-mask/<cloth>.jpg   the GMM's warps (TOM input)
+#   <result_dir>/<checkpoint file name>/<split>/warp-cloth/, warp-mask/ (GMM) or try-on/ (TOM)
+
+SPLITS = ('train', 'test')
+INPUT_FOLDERS = ('image', 'image-parse', 'pose', 'cloth', 'cloth-mask')
+WARP_FOLDERS = ('warp-cloth', 'warp-mask')  # written by the GMM test, named by cloth
+TRYON_FOLDER = 'try-on'  # written by the TOM test, named by person
+RESULT_FOLDERS = {'GMM': WARP_FOLDERS, 'TOM': (TRYON_FOLDER,)}
 GMM_OUTPUTS_HINT = ('warp-cloth/ and warp-mask/ are the GMM test outputs: run the GMM test on '
                     'this split first (step 3: step3-generate-tom-data.sh copies them into '
                     '<dataroot>/<datamode>/)')
+
+
+def stem(name):
+    """'000001_0.jpg' -> '000001_0'."""
+    return osp.splitext(name)[0]
+
+
+def image_id(name):
+    """'000001_0.jpg' -> '000001': the id a person and her own garment share."""
+    return stem(name).rsplit('_', 1)[0]
+
+
+def is_same_id(im_name, c_name):
+    """Whether a pair is a person with her own garment (the paired, ground-truth case)."""
+    return image_id(im_name) == image_id(c_name)
+
+
+def pair_paths(split_dir, im_name, c_name, stage='GMM'):
+    """{key: path} of the five files of a pair in `split_dir` (<dataroot>/<datamode>): cloth,
+    cloth_mask (for the TOM: the GMM's warped cloth and mask), image, parse, pose."""
+    cloth_dir, mask_dir = ('cloth', 'cloth-mask') if stage == 'GMM' else WARP_FOLDERS
+    return {
+        'cloth': osp.join(split_dir, cloth_dir, c_name),
+        'cloth_mask': osp.join(split_dir, mask_dir, c_name),
+        'image': osp.join(split_dir, 'image', im_name),
+        'parse': osp.join(split_dir, 'image-parse', stem(im_name) + '.png'),
+        'pose': osp.join(split_dir, 'pose', stem(im_name) + '_keypoints.json'),
+    }
+
+
+def same_id_pairs(split_dir):
+    """[(person, her own garment)] for every person photo '<id>_0.jpg' of a split whose garment
+    '<id>_1.jpg' is there too (the paired lists train_pairs.txt and test_pairs_same.txt)."""
+    persons = sorted(name for name in os.listdir(osp.join(split_dir, 'image')) if name.endswith('_0.jpg'))
+    pairs = [(person, f'{image_id(person)}_1.jpg') for person in persons]
+    return [(p, c) for p, c in pairs if osp.isfile(pair_paths(split_dir, p, c)['cloth'])]
+
+
+def result_dir_of(result_dir, checkpoint, datamode):
+    """Where test.py writes a checkpoint's outputs: <result_dir>/<checkpoint file name>/<datamode>."""
+    return osp.join(result_dir, osp.basename(checkpoint), datamode)
+
+
+def read_pairs(path, problems=None):
+    """[(person, cloth), ...] from a pairs file ('<person>.jpg <cloth>.jpg' per line, blank lines
+    skipped). Raises DatasetError naming the file and every bad line; with `problems` (a list)
+    they are appended to it instead, and the good lines returned."""
+    found = []
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as err:
+        found.append(f'{path}: cannot read the pairs file ({err.strerror}); '
+                     '--data_list is relative to --dataroot')
+        lines = []
+    pairs = []
+    for number, line in enumerate(lines, 1):
+        fields = line.split()
+        if not fields:
+            continue  # (the original crashed on blank lines)
+        if len(fields) != 2:
+            found.append(f"{path} line {number}: expected '<person image> <cloth image>', "
+                         f'found {len(fields)} fields: {line.strip()!r}')
+            continue
+        pairs.append((fields[0], fields[1]))
+    if not pairs and not found:
+        found.append(f'{path}: no pairs in the pairs file')
+    if found and problems is None:
+        raise DatasetError('\n'.join(found))
+    if found:
+        problems.extend(found)
+    return pairs
+
+
+def write_pairs(path, pairs):
+    """Write [(person, cloth), ...] as a pairs file (beside, then swapped in)."""
+    with atomic.writing_file(path, 'w') as f:
+        f.writelines(f'{person} {cloth}\n' for person, cloth in pairs)
 
 
 class DatasetError(ValueError):
@@ -62,7 +167,7 @@ class ImageSizeError(DatasetError):
 def normalised(pixels, out=None):
     """Pixel values 0-255 (uint8 or float32) -> float32 [-1, 1] (a new tensor, or written into
     `out`), in one conversion, one division and one subtraction, each a vectorised pass over
-    float32 (dividing uint8 directly takes a slower mixed-type path, about 40% slower on our CPU):
+    float32 (dividing uint8 directly takes a slower mixed-type path, about 40% slower on a current x86 CPU):
     ToTensor + Normalize(0.5, 0.5), i.e. (v / 255 - 0.5) / 0.5, bit for bit. v / 127.5 - 1 rounds
     the same: 127.5 and 1 are the original's 255 and 0.5 times 2, and doubling is exact (the
     test checks all 256 values). The divisor is a tensor on the pixels' device because CUDA
@@ -317,7 +422,7 @@ def compact_item(cloth, cloth_mask, image, parse, pose, radius):
 
 
 def expand(batch, grid_image=None):
-    """A collated batch of compact items (names included, on any device) -> the batch of the spec's
+    """A collated batch of compact items (names included, on any device) -> the batch of the original's
     items: float32 tensors equal to the original's computations, names passed through, and
     grid_image [3, H, W] for every item (the GMM stage) or '' per item (TOM, as the original).
 
@@ -349,75 +454,46 @@ def expand(batch, grid_image=None):
 class CPDataset(data.Dataset):
     """Person/cloth pairs of <dataroot>/<data_list> from <dataroot>/<datamode>/.
 
-    Reads opt.dataroot, datamode, stage ('GMM' or 'TOM'), data_list, fine_height, fine_width,
-    radius. Items are the spec's; with compact=True they are compact_item's instead (0.7 MB, no
-    float work), which `self.expand(batch)` turns into the spec's batch on the batch's device:
-    what train.py and test.py do. Construction checks that the pairs file parses and every
-    listed file exists; items are validated as they are read. With `problems` (a list, used by check_dataset)
-    pairs-file problems are appended to it instead of raised, and missing files are left
-    for read_files to report.
+    Built from plain arguments (CPDataset(dataroot='data', datamode='test', stage='TOM', ...)) or,
+    as in the original, from an options object with those attributes (CPDataset(opt)). Items are
+    the original's; with compact=True they are compact_item's instead (0.7 MB, no float work),
+    which `self.expand(batch)` turns into the original's batch on the batch's device: what
+    train.py and test.py do. Construction checks that the pairs file parses and every listed
+    file exists; items are validated as they are read. With `problems` (a list, used by
+    check_dataset) pairs-file problems are appended to it instead of raised, and missing files
+    are left for read_files to report.
     """
 
-    def __init__(self, opt, problems=None, compact=False):
+    def __init__(self, opt=None, problems=None, compact=False, *, dataroot='data', datamode='train',
+                 stage='GMM', data_list='train_pairs.txt', fine_height=256, fine_width=192, radius=5):
         super().__init__()
-        if opt.stage not in ('GMM', 'TOM'):
-            raise DatasetError(f"unknown stage {opt.stage!r}: expected 'GMM' or 'TOM'")
-        self.opt = opt
-        self.stage = opt.stage
-        self.compact = compact
-        self.fine_height, self.fine_width, self.radius = opt.fine_height, opt.fine_width, opt.radius
-        self.data_path = osp.join(opt.dataroot, opt.datamode)
-        self.pairs_path = osp.join(opt.dataroot, opt.data_list)
-        # TOM takes the GMM test outputs, still named after the cloth.
-        self.cloth_dirs = ('cloth', 'cloth-mask') if self.stage == 'GMM' else ('warp-cloth', 'warp-mask')
-        self.readers = pair_readers((self.fine_width, self.fine_height))
-        self.im_names, self.c_names = [], []
-        self._read_pairs(problems)
+        if opt is not None:
+            dataroot, datamode, stage, data_list = opt.dataroot, opt.datamode, opt.stage, opt.data_list
+            fine_height, fine_width, radius = opt.fine_height, opt.fine_width, opt.radius
+        if stage not in ('GMM', 'TOM'):
+            raise DatasetError(f"unknown stage {stage!r}: expected 'GMM' or 'TOM'")
+        self.stage, self.compact = stage, compact
+        self.fine_height, self.fine_width, self.radius = fine_height, fine_width, radius
+        self.data_path = osp.join(dataroot, datamode)
+        self.pairs_path = osp.join(dataroot, data_list)
+        self.readers = pair_readers((fine_width, fine_height))
+        pairs = read_pairs(self.pairs_path, problems)
+        self.im_names = [person for person, _ in pairs]
+        self.c_names = [cloth for _, cloth in pairs]
         if problems is None:  # check_dataset reports missing files while reading them
             self._check_files_exist()
         # The original opened grid.png from the working directory for every item.
-        self.grid_image = None
-        if self.stage == 'GMM':
-            self.grid_image = grid_tensor(self.fine_height, self.fine_width)
-
-    def _read_pairs(self, problems):
-        found = []  # malformed lines, all of them
-        try:
-            with open(self.pairs_path) as f:
-                lines = f.read().splitlines()
-        except OSError as err:
-            message = (f'{self.pairs_path}: cannot read the pairs file ({err.strerror}); '
-                       '--data_list is relative to --dataroot')
-            if problems is None:
-                raise DatasetError(message) from None
-            problems.append(message)
-            return
-        for number, line in enumerate(lines, 1):
-            fields = line.split()
-            if not fields:
-                continue  # blank lines are skipped (the original crashed on them)
-            if len(fields) != 2:
-                found.append(f"{self.pairs_path} line {number}: expected '<person image> "
-                             f"<cloth image>', found {len(fields)} fields: {line.strip()!r}")
-                continue
-            self.im_names.append(fields[0])
-            self.c_names.append(fields[1])
-        if not self.im_names and not found:
-            found.append(f'{self.pairs_path}: no pairs in the pairs file')
-        if found:
-            if problems is None:
-                raise DatasetError('\n'.join(found))
-            problems.extend(found)
+        self.grid_image = grid_tensor(fine_height, fine_width) if stage == 'GMM' else None
 
     def _missing(self, path):
         """The problem message for a missing file (with a hint for the GMM outputs)."""
-        if self.stage == 'TOM' and osp.basename(osp.dirname(path)) in self.cloth_dirs:
+        if self.stage == 'TOM' and osp.basename(osp.dirname(path)) in WARP_FOLDERS:
             return f'{path}: file not found; {GMM_OUTPUTS_HINT}'
         return f'{path}: file not found'
 
     def _check_files_exist(self):
         """os.path.exists on every listed file: cheap, and fails before any training starts."""
-        paths = dict.fromkeys(path for i in range(len(self)) for path in self._paths(i).values())
+        paths = dict.fromkeys(path for i in range(len(self)) for path in self.paths(i).values())
         missing = [path for path in paths if not osp.exists(path)]
         if not missing:
             return
@@ -429,17 +505,9 @@ class CPDataset(data.Dataset):
             lines.append(GMM_OUTPUTS_HINT)
         raise DatasetError('\n'.join(lines))
 
-    def _paths(self, index):
+    def paths(self, index):
         """{key: path} for every file of pair `index` (the keys of pair_readers)."""
-        c_name, im_name = self.c_names[index], self.im_names[index]
-        cloth_dir, mask_dir = self.cloth_dirs
-        return {
-            'cloth': osp.join(self.data_path, cloth_dir, c_name),
-            'cloth_mask': osp.join(self.data_path, mask_dir, c_name),
-            'image': osp.join(self.data_path, 'image', im_name),
-            'parse': osp.join(self.data_path, 'image-parse', im_name.replace('.jpg', '.png')),
-            'pose': osp.join(self.data_path, 'pose', im_name.replace('.jpg', '_keypoints.json')),
-        }
+        return pair_paths(self.data_path, self.im_names[index], self.c_names[index], self.stage)
 
     def read_files(self, index, problems=None):
         """Read and validate every file of pair `index` -> {key: PIL image / array}.
@@ -447,7 +515,7 @@ class CPDataset(data.Dataset):
         Raises the first DatasetError, or appends every problem to `problems` if given.
         """
         raw = {}
-        for key, path in self._paths(index).items():
+        for key, path in self.paths(index).items():
             try:
                 if not osp.exists(path):
                     raise DatasetError(self._missing(path))
@@ -474,7 +542,7 @@ class CPDataset(data.Dataset):
         return item
 
     def expand(self, batch):
-        """A batch of compact items -> the spec's batch (see `expand`), grid image included."""
+        """A batch of compact items -> the original's batch (see `expand`), grid image included."""
         return expand(batch, self.grid_image)
 
 
@@ -503,18 +571,19 @@ class CPDataLoader:
             return next(self.data_iter)
 
 
-def _check_split(opt):
+def _check_split(opt=None, **split):
     """(problems, number of pairs) for check_dataset and the CLI."""
     problems = []
-    dataset = CPDataset(opt, problems=problems)
+    dataset = CPDataset(opt, problems=problems, **split)
     for index in tqdm(range(len(dataset)), desc='checking', unit='pair'):
         dataset.read_files(index, problems)
     return list(dict.fromkeys(problems)), len(dataset)  # a file shared by pairs is listed once
 
 
-def check_dataset(opt):
-    """Read every file of every pair; return all problems found (empty list = dataset OK)."""
-    return _check_split(opt)[0]
+def check_dataset(opt=None, **split):
+    """Read every file of every pair of a split (an options object, or CPDataset's keywords:
+    dataroot, datamode, data_list, ...); return all problems found (empty list = dataset OK)."""
+    return _check_split(opt, **split)[0]
 
 
 def main(argv=None):

@@ -1,46 +1,29 @@
-"""Score test.py outputs (ours or the original's) against the dataset: GMM warps and TOM try-ons.
+"""Score test.py outputs (this project's or the original's) against the dataset: GMM warps and
+TOM try-ons.
 
     python evaluate.py --dataroot data --datamode test --data_list test_pairs_same.txt
     python evaluate.py --stage TOM --tom_result result/tom_final.pth/test
 
-Protocol (as in the CP-VTON+ paper's Table 1, whose CP-VTON row reads IoU 0.7898, SSIM 0.7798,
-LPIPS 0.1397, IS 2.78): IoU, SSIM and LPIPS on same-clothes pairs (test_pairs_same.txt, each
-person with her own garment, so the person image is the ground truth), IS on the unpaired
-test_pairs.txt. A list is "paired" when every line has the same id on both sides
-(000001_0.jpg 000001_1.jpg); on an unpaired list only reference-free figures are reported.
+Protocol of the CP-VTON+ paper's Table 1: IoU, SSIM and LPIPS on a paired list (each person with
+her own garment, so the person image is the ground truth: test_pairs_same.txt), IS on the
+unpaired test_pairs.txt; on an unpaired list only reference-free figures are reported.
 
-GMM (paired): IoU between the warped cloth mask (warp-mask/<c_name> >= 128; test.py saves
-mask*2-1 mapped back to [0, 255]) and the person's garment region in the parse (cp_dataset's
-CLOTH_LABELS: upper-clothes, dress, coat); IoU of two empty masks counts as 1. SSIM between
-the warped cloth (warp-cloth/<c_name>) and parse_cloth, i.e. the person's pixels inside the
-garment region and white (255) elsewhere. The same two figures for the identity warp (the
-unwarped in-shop cloth and cloth-mask) are the baseline: a useful GMM beats it.
+- GMM: IoU between the warped mask (warp-mask/<c_name> >= 128) and the person's garment region in
+  the parse (CLOTH_LABELS; two empty masks count as 1); SSIM between the warped cloth and
+  parse_cloth (the person inside the garment region, white elsewhere). The same two figures for
+  the identity warp (the unwarped cloth and mask) are the baseline a useful GMM beats.
+- TOM: SSIM, PSNR, L1 and LPIPS between try-on/<im_name> and the person image; IS when unpaired.
+- Settings (also written to metrics.json): uint8 images; SSIM is skimage's structural_similarity
+  as MATLAB's ssim (Gaussian 11x11 window, sigma 1.5, K1 0.01, K2 0.03, population covariance,
+  data range 255, mean over RGB; skimage leaves out the 5-pixel border); PSNR with data range
+  255, identical images counted as 100 dB; L1 in [0, 1]; LPIPS is lpips' AlexNet v0.1 on [-1, 1];
+  IS follows inception-score-pytorch (torchvision Inception-v3, 299x299, --is_splits splits).
+  LPIPS and IS need ImageNet weights already on disk (nothing is downloaded): without them they
+  are reported as skipped.
 
-TOM (paired): SSIM, PSNR and L1 between the try-on (try-on/<im_name>) and the person image,
-and LPIPS (AlexNet trunk, lpips v0.1 linear layers) when torchvision's ImageNet AlexNet
-weights are already on disk. Unpaired: the count, and IS when torchvision's Inception-v3
-weights are on disk. Nothing is ever downloaded; a missing weight file is reported as skipped.
-
-Metric settings: all images are read as uint8 RGB (masks as L), 256x192. SSIM is
-skimage.metrics.structural_similarity with gaussian_weights=True, sigma=1.5 (an 11x11 window,
-as MATLAB's ssim), K1=0.01, K2=0.03, use_sample_covariance=False, data_range=255, computed on
-RGB with channel_axis (the mean of the three per-channel SSIMs; skimage drops the 5-pixel
-border where the window does not fit, MATLAB pads instead). PSNR is
-skimage.metrics.peak_signal_noise_ratio with data_range=255 over all RGB values; identical
-images have PSNR inf, counted as 100 dB in means (the highest PSNR two different 256x192 RGB
-uint8 images can have is 99.8 dB). L1 is the mean absolute difference in [0, 1] units. LPIPS
-is lpips.LPIPS(net='alex', version='0.1') on RGB in [-1, 1]. IS follows the common PyTorch
-port (inception-score-pytorch): torchvision Inception-v3 with transform_input=False on RGB in
-[-1, 1] bilinearly resized to 299x299, softmax over the 1000 classes, exp(mean KL(p(y|x) ||
-p(y))) per split, mean and std over --is_splits splits. Means and stds are over images
-(std with ddof=0).
-
-Output: a table per result folder, and <result folder>/metrics.json (e.g.
-result/gmm_final.pth/test/metrics.json) holding {stage: {data_list: {count, paired, metrics:
-{name: {mean, std}}, baseline (GMM), skipped: {name: reason}, result, settings}}}; entries for
-other stages or lists are kept. It holds no inf/NaN (JSON has none): non-finite numbers are
-written as null. test.py names its outputs by cloth (GMM) or person (TOM) only, so the result
-folder holds the outputs of the last --data_list it ran: score with that same list.
+Output: a table per result folder and <result folder>/metrics.json, {stage: {data_list: result}}
+(entries of other stages and lists are kept; inf/NaN written as null). test.py names its outputs
+by cloth (GMM) or person (TOM) only, so score a result folder with the list test.py last ran.
 """
 import argparse
 import glob
@@ -58,14 +41,16 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torchvision.models import AlexNet_Weights, Inception_V3_Weights, inception_v3
 from tqdm import tqdm
 
-from cp_dataset import CLOTH_LABELS, CPDataset, read_image, read_parse
-from networks import pick_device
+from cp_dataset import (CLOTH_LABELS, TRYON_FOLDER, WARP_FOLDERS, CPDataset, is_same_id, pair_paths, read_image,
+                        read_parse)
+from pipeline import pick_device
 
 PSNR_CAP = 100.0  # dB used for identical images (true PSNR inf) when averaging
 MASK_THRESHOLD = 128
 MAX_LISTED = 5  # missing result files named in an error before "... and N more"
-# CP-VTON row of the CP-VTON+ paper's Table 1, printed beside our figures.
-PAPER = {('GMM', 'iou'): 0.7898, ('TOM', 'ssim'): 0.7798, ('TOM', 'lpips'): 0.1397, ('TOM', 'is'): 2.78}
+# CP-VTON on VITON (the CP-VTON+ paper's Table 1), printed beside the figures for reference only:
+# figures on another dataset (the sample set, say) do not compare with them.
+PUBLISHED = {('GMM', 'iou'): 0.7898, ('TOM', 'ssim'): 0.7798, ('TOM', 'lpips'): 0.1397, ('TOM', 'is'): 2.78}
 LABELS = {'iou': 'IoU', 'ssim': 'SSIM', 'psnr': 'PSNR dB', 'l1': 'L1', 'lpips': 'LPIPS', 'is': 'IS'}
 # File names torchvision gives these weights in the torch hub cache (<hub>/checkpoints/).
 ALEXNET_FILE = osp.basename(AlexNet_Weights.IMAGENET1K_V1.url)
@@ -167,15 +152,13 @@ def to_input(image, device):
 
 def pair_list(args):
     """The dataset's pairs (via CPDataset, which checks the listed inputs exist) -> CPDataset."""
-    opt = argparse.Namespace(dataroot=args.dataroot, datamode=args.datamode, stage='GMM',
-                             data_list=args.data_list, fine_height=args.fine_height,
-                             fine_width=args.fine_width, radius=5)
-    return CPDataset(opt)
+    return CPDataset(dataroot=args.dataroot, datamode=args.datamode, data_list=args.data_list,
+                     fine_height=args.fine_height, fine_width=args.fine_width)
 
 
 def is_paired(dataset):
-    """True when every pair is a person with her own garment (same id before the last '_')."""
-    return all(im.rsplit('_', 1)[0] == c.rsplit('_', 1)[0] for im, c in zip(dataset.im_names, dataset.c_names))
+    """True when every pair is a person with her own garment (the same id)."""
+    return all(is_same_id(im, c) for im, c in zip(dataset.im_names, dataset.c_names))
 
 
 def check_results(folder, subdirs, names, stage):
@@ -192,7 +175,7 @@ def check_results(folder, subdirs, names, stage):
 
 def evaluate_gmm(dataset, folder, paired=True):
     """GMM figures for the warps in folder/{warp-cloth,warp-mask}, plus the identity-warp baseline."""
-    check_results(folder, ('warp-cloth', 'warp-mask'), dataset.c_names, 'GMM')
+    check_results(folder, WARP_FOLDERS, dataset.c_names, 'GMM')
     out = {'stage': 'GMM', 'count': len(dataset), 'paired': paired, 'metrics': {}, 'baseline': {}, 'skipped': {}}
     if not paired:
         out['skipped']['iou/ssim'] = ('IoU/SSIM skipped: they need a paired list (a person with her own '
@@ -200,16 +183,15 @@ def evaluate_gmm(dataset, folder, paired=True):
         return out
     size = (dataset.fine_width, dataset.fine_height)
     values = {k: [] for k in ('iou', 'ssim', 'base_iou', 'base_ssim')}
-    root = dataset.data_path
     for im_name, c_name in tqdm(list(zip(dataset.im_names, dataset.c_names)), desc='GMM', leave=False):
-        region = np.isin(read_parse(osp.join(root, 'image-parse', im_name.replace('.jpg', '.png')), size),
-                         CLOTH_LABELS)
-        person = np.array(read_image(osp.join(root, 'image', im_name), size, 'RGB'))
+        inputs = pair_paths(dataset.data_path, im_name, c_name)
+        region = np.isin(read_parse(inputs['parse'], size), CLOTH_LABELS)
+        person = np.array(read_image(inputs['image'], size, 'RGB'))
         parse_cloth = np.where(region[..., None], person, np.uint8(255))
-        for prefix, cloth_dir, mask_dir in (('', osp.join(folder, 'warp-cloth'), osp.join(folder, 'warp-mask')),
-                                            ('base_', osp.join(root, 'cloth'), osp.join(root, 'cloth-mask'))):
-            cloth = np.array(read_image(osp.join(cloth_dir, c_name), size, 'RGB'))
-            mask = np.array(read_image(osp.join(mask_dir, c_name), size, 'L')) >= MASK_THRESHOLD
+        warps = [osp.join(folder, warp, c_name) for warp in WARP_FOLDERS]
+        for prefix, (cloth_path, mask_path) in (('', warps), ('base_', (inputs['cloth'], inputs['cloth_mask']))):
+            cloth = np.array(read_image(cloth_path, size, 'RGB'))
+            mask = np.array(read_image(mask_path, size, 'L')) >= MASK_THRESHOLD
             values[prefix + 'iou'].append(mask_iou(mask, region))
             values[prefix + 'ssim'].append(ssim(cloth, parse_cloth))
     for key in ('iou', 'ssim'):
@@ -221,7 +203,7 @@ def evaluate_gmm(dataset, folder, paired=True):
 def evaluate_tom(dataset, folder, paired=True, alexnet_weights=None, inception_weights=None,
                  is_splits=10, device='cpu'):
     """TOM figures for the try-ons in folder/try-on: reconstruction metrics, or IS when unpaired."""
-    check_results(folder, ('try-on',), dataset.im_names, 'TOM')
+    check_results(folder, (TRYON_FOLDER,), dataset.im_names, 'TOM')
     out = {'stage': 'TOM', 'count': len(dataset), 'paired': paired, 'metrics': {}, 'skipped': {}}
     device = torch.device(device)
     if paired:
@@ -238,13 +220,13 @@ def evaluate_tom(dataset, folder, paired=True, alexnet_weights=None, inception_w
     names = list(dict.fromkeys(dataset.im_names)) if paired or net is not None else []
     with torch.no_grad():
         for im_name in tqdm(names, desc='TOM', leave=False):
-            tryon = np.array(read_image(osp.join(folder, 'try-on', im_name), size, 'RGB'))
+            tryon = np.array(read_image(osp.join(folder, TRYON_FOLDER, im_name), size, 'RGB'))
             if not paired:
                 if net is not None:
                     x = F.interpolate(to_input(tryon, device), size=(299, 299), mode='bilinear', align_corners=False)
                     values['probs'].append(F.softmax(net(x), dim=1)[0].cpu().numpy())
                 continue
-            person = np.array(read_image(osp.join(dataset.data_path, 'image', im_name), size, 'RGB'))
+            person = np.array(read_image(pair_paths(dataset.data_path, im_name, '')['image'], size, 'RGB'))
             values['ssim'].append(ssim(tryon, person))
             values['psnr'].append(min(psnr(tryon, person), PSNR_CAP))
             values['l1'].append(l1(tryon, person))
@@ -287,18 +269,19 @@ def write_metrics(folder, result):
 
 
 def format_table(result):
-    """A plain-text table of one stage's figures: ours, the identity-warp baseline, the paper."""
+    """A plain-text table of one stage's figures: these results, the identity-warp baseline, and the
+    published CP-VTON figures on VITON (for reference: comparable only on VITON's test set)."""
     def cell(stats):
         return f"{stats['mean']:.4f} ± {stats['std']:.4f}" if stats else ''
 
     stage, baseline = result['stage'], result.get('baseline', {})
     kind = 'paired' if result['paired'] else 'unpaired'
     lines = [f"{stage}  {result['result']}  ({result['count']} pairs, {kind} list {result['settings']['data_list']})",
-             f"  {'metric':<8}{'ours':>20}{'identity warp' if baseline else '':>20}{'CP-VTON (paper)':>18}"]
+             f"  {'metric':<8}{'this result':>20}{'identity warp' if baseline else '':>20}{'published (VITON)':>19}"]
     for key, stats in result['metrics'].items():
-        paper = PAPER.get((stage, key))
+        published = PUBLISHED.get((stage, key))
         lines.append(f"  {LABELS[key]:<8}{cell(stats):>20}{cell(baseline.get(key)):>20}"
-                     f"{'-' if paper is None else f'{paper:.4f}':>18}")
+                     f"{'-' if published is None else f'{published:.4f}':>19}")
     lines += [f'  {reason}' for reason in result['skipped'].values()]
     return '\n'.join(lines)
 
@@ -319,7 +302,7 @@ def find_results(args):
         return [(s, given[s]) for s in stages]
     candidates = [osp.join(args.result_dir, args.datamode)]
     candidates += sorted(glob.glob(osp.join(args.result_dir, '*', args.datamode)))
-    subdir = {'GMM': 'warp-cloth', 'TOM': 'try-on'}
+    subdir = {'GMM': WARP_FOLDERS[0], 'TOM': TRYON_FOLDER}
     found = [(s, d) for s in stages for d in candidates if osp.isdir(osp.join(d, subdir[s]))]
     if not found:
         wanted = ' or '.join(osp.join(args.result_dir, '<checkpoint>', args.datamode, subdir[s]) for s in stages)

@@ -5,7 +5,6 @@ Module names, layer order and Sequential indices follow the original sergeywong/
 that its checkpoints load unchanged (state_dict keys and shapes are identical). Differences from
 the original are marked "Deviation" in comments; reproduced quirks are marked "Original quirk".
 """
-import contextlib
 import logging
 import os
 from collections import OrderedDict
@@ -14,6 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn import init
+
+import atomic
 
 logger = logging.getLogger(__name__)
 
@@ -187,17 +188,19 @@ class TpsGridGen(nn.Module):
 
 class GMM(nn.Module):
     """Geometric Matching Module. forward(agnostic [b,22,H,W], cloth [b,3,H,W]) ->
-    (grid [b,H,W,2], theta [b, 2*grid_size^2]). Reads opt.fine_height, opt.fine_width,
-    opt.grid_size."""
+    (grid [b,H,W,2], theta [b, 2*grid_size^2]). Built from plain arguments or, as in the
+    original, from an options object with fine_height, fine_width and grid_size."""
 
-    def __init__(self, opt):
+    def __init__(self, opt=None, fine_height=256, fine_width=192, grid_size=5):
         super().__init__()
+        if opt is not None:
+            fine_height, fine_width, grid_size = opt.fine_height, opt.fine_width, opt.grid_size
         self.extractionA = FeatureExtraction(22, ngf=64, n_layers=3, norm_layer=nn.BatchNorm2d)
         self.extractionB = FeatureExtraction(3, ngf=64, n_layers=3, norm_layer=nn.BatchNorm2d)
         self.l2norm = FeatureL2Norm()
         self.correlation = FeatureCorrelation()
-        self.regression = FeatureRegression(input_nc=192, output_dim=2 * opt.grid_size**2)
-        self.gridGen = TpsGridGen(opt.fine_height, opt.fine_width, grid_size=opt.grid_size)
+        self.regression = FeatureRegression(input_nc=192, output_dim=2 * grid_size**2)
+        self.gridGen = TpsGridGen(fine_height, fine_width, grid_size=grid_size)
 
     def forward(self, inputA, inputB):
         featureA, featureB = self.extractionA(inputA), self.extractionB(inputB)
@@ -309,10 +312,11 @@ def tom_outputs(raw, warped_cloth):
     return p_rendered, m_composite, p_tryon
 
 
-def build_model(stage, opt):
-    """'GMM' -> GMM(opt); 'TOM' -> UnetGenerator(25, 4, 6, ngf=64, InstanceNorm2d)."""
+def build_model(stage, opt=None, **gmm_sizes):
+    """'GMM' -> GMM(opt, **gmm_sizes) (fine_height, fine_width, grid_size; defaults 256, 192, 5);
+    'TOM' -> UnetGenerator(25, 4, 6, ngf=64, InstanceNorm2d)."""
     if stage == "GMM":
-        return GMM(opt)
+        return GMM(opt, **gmm_sizes)
     if stage == "TOM":
         return UnetGenerator(25, 4, 6, ngf=64, norm_layer=nn.InstanceNorm2d)
     raise ValueError(f"unknown stage {stage!r}: expected 'GMM' or 'TOM'")
@@ -361,34 +365,6 @@ def for_inference(model, channels_last=True):
     with `channels_last`, use_channels_last. Returns the model."""
     model.eval()
     return use_channels_last(model) if channels_last else model
-
-
-PRECISIONS = ("fp32", "bf16", "fp16")
-
-
-def native_bf16(device):
-    """Whether `device` runs bf16 convolutions natively (CUDA with bf16 support; a CPU with
-    AVX512-BF16 or AMX). Elsewhere oneDNN emulates them, several times slower than fp32."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def autocast(device, precision="fp32"):
-    """The context for an inference precision: 'fp32' none; 'bf16' bfloat16 autocast (CPU or
-    CUDA); 'fp16' float16 autocast, CUDA only (ValueError on other devices). The TPS grid stays
-    float32 in every precision (TpsGridGen disables autocast)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError(f"--precision fp16 needs a CUDA device (float16 autocast is CUDA-only), "
-                         f"this run is on {device}; use --precision bf16 or fp32")
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -515,25 +491,7 @@ class VGGLoss(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# Devices and checkpoints
-
-
-def pick_device(name="auto"):
-    """'auto' -> cuda if available else cpu; otherwise torch.device(name), checked to exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise ValueError(
-            f"--device {name}: not a device name (use auto, cpu, cuda or cuda:N)") from e
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"--device {name}: CUDA is not available here; use --device cpu or auto")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
-    return device
+# Checkpoints
 
 
 class CheckpointError(RuntimeError):
@@ -569,22 +527,9 @@ def checkpoint_stage(state_dict):
 
 
 def atomic_save(obj, path):
-    """torch.save `obj` to `path` so that `path` is either the old file or the complete new one:
-    write a temporary file in the same directory, fsync, then os.replace. Makes the directory."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """torch.save `obj` to `path` so that `path` is either the old file or the complete new one."""
+    with atomic.writing_file(path) as f:
+        torch.save(obj, f)
 
 
 def save_checkpoint(model_or_state_dict, path):

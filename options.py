@@ -1,27 +1,34 @@
 """Command-line options for train.py and test.py, in one place (pix2pix style).
 
-The names and defaults are the original CP-VTON ones; the additions (--device, --seed,
---resume, --perceptual, --vgg_weights) are marked "(new)" in their help text. test.py's
---checkpoint is now required (the original silently ran random weights without one).
+The names and defaults are the original CP-VTON ones; the additions are marked "(new)" in their
+help text. Flags are spelt with underscores, as the original's; the hyphenated spellings
+(--batch-size, the original's own) are accepted too. test.py's --checkpoint is required (the
+original silently ran random weights without one).
 """
 import argparse
 
-import torch
-
-import networks
+from pipeline import PRECISIONS, pick_device
 
 
-def _common_options(parser, display_count):
+def on_off(value):
+    """--channels_last's values: 1/0 (also on/off, true/false, yes/no)."""
+    words = {"1": 1, "on": 1, "true": 1, "yes": 1, "0": 0, "off": 0, "false": 0, "no": 0}
+    if value.lower() not in words:
+        raise argparse.ArgumentTypeError(f"expected 1 or 0 (on / off), got {value!r}")
+    return words[value.lower()]
+
+
+def _common_options(parser, display_count, channels_last):
     """Options shared by train.py and test.py."""
     parser.add_argument("--name", default="GMM",
                         help="run name: outputs go to <checkpoint_dir>/<name>/ and <tensorboard_dir>/<name>/")
-    parser.add_argument("--gpu_ids", default="",
-                        help="GPU id(s), e.g. '0'; with --device auto the first id picks cuda:<id> "
-                             "when CUDA is available (-1 = CPU; only one GPU is used)")
     parser.add_argument("--device", default="auto",
                         help="(new) auto | cpu | cuda | cuda:N; auto = CUDA if available, else CPU")
+    parser.add_argument("--gpu_ids", default="",
+                        help="the original's way to pick a GPU, e.g. '0': with --device auto the first "
+                             "id picks cuda:<id> when CUDA is available (-1 = CPU; one GPU is used)")
     parser.add_argument("-j", "--workers", type=int, default=1, help="DataLoader worker processes")
-    parser.add_argument("-b", "--batch-size", type=int, default=4, help="batch size")
+    parser.add_argument("-b", "--batch_size", "--batch-size", type=int, default=4, help="batch size")
     parser.add_argument("--dataroot", default="data", help="dataset root folder")
     parser.add_argument("--datamode", default="train",
                         help="dataset split: the subfolder of --dataroot to read (train or test)")
@@ -41,11 +48,16 @@ def _common_options(parser, display_count):
     parser.add_argument("--shuffle", action="store_true", help="shuffle the training pairs")
     parser.add_argument("--seed", type=int, default=0,
                         help="(new) seed for weight init and data order (torch, numpy, random)")
-    parser.add_argument("--channels_last", default=1, type=int, choices=[0, 1],
-                        help="(new) 1: run the model in the channels_last memory format (same "
-                             "results up to float rounding; faster convolutions: on our CPU for "
-                             "test.py and TOM training, not GMM training); 0: plain layout "
-                             "(default: %(default)s)")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                        help="(new) fp32 (default), or autocast of the forward pass (and loss) to bf16 "
+                             "(CUDA, or a CPU with native bf16: AVX512-BF16/AMX; elsewhere emulated "
+                             "and slower) or fp16 (CUDA only; training adds a gradient scaler); auto = "
+                             "bf16 where the device runs it natively, else fp32. Weights, checkpoints "
+                             "and the TPS grid stay float32")
+    parser.add_argument("--channels_last", default=channels_last, type=on_off, metavar="{1,0}",
+                        help="(new) 1: run the model in the channels_last memory format (same results "
+                             "up to float rounding; faster convolutions on most CPUs and GPUs); 0: the "
+                             "original's layout (default: %(default)s)")
 
 
 def _parse(parser, argv):
@@ -62,8 +74,8 @@ def _parse(parser, argv):
 
 def train_parser():
     parser = argparse.ArgumentParser(description="Train the CP-VTON GMM or TOM stage.")
-    _common_options(parser, display_count=20)
-    parser.set_defaults(channels_last=0)  # the original's layout; the demo trains the TOM with 1
+    # Training in channels_last is faster for the TOM but not for the GMM (see docs/performance.md).
+    _common_options(parser, display_count=20, channels_last=0)
     parser.add_argument("--lr", type=float, default=1e-4, help="initial learning rate for adam")
     parser.add_argument("--checkpoint_dir", default="checkpoints",
                         help="checkpoints are written to <checkpoint_dir>/<name>/")
@@ -88,11 +100,8 @@ def train_parser():
     parser.add_argument("--grid_reg", type=float, default=0.0,
                         help="(new, CP-VTON+) weight of the GMM's grid-interval consistency loss, "
                              "which keeps the warp from folding; CP-VTON+ uses 40; 0 = off (original)")
-    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16", "auto"],
-                        help="(new) mixed precision (autocast) for the forward pass and loss: bf16 "
-                             "(CUDA, or CPU: slow without AVX512-BF16/AMX) or fp16 (CUDA only, with "
-                             "a gradient scaler); auto = bf16 where the device runs it natively, else "
-                             "none; none = float32")
+    parser.add_argument("--amp", dest="precision", choices=["none", *PRECISIONS],
+                        help="the older spelling of --precision (none = fp32)")
     parser.add_argument("--sync_bn", action="store_true",
                         help="(new) under torchrun: synchronise the GMM's BatchNorm statistics across "
                              "processes (CUDA only); checkpoints still load into the plain model")
@@ -101,14 +110,10 @@ def train_parser():
 
 def test_parser():
     parser = argparse.ArgumentParser(description="Run a trained CP-VTON GMM or TOM over a pairs list.")
-    _common_options(parser, display_count=1)
+    _common_options(parser, display_count=1, channels_last=1)
     parser.add_argument("--result_dir", default="result",
                         help="results go to <result_dir>/<basename of checkpoint>/<datamode>/")
     parser.add_argument("--checkpoint", required=True, help="model checkpoint for test (required)")
-    parser.add_argument("--precision", default="fp32", choices=list(networks.PRECISIONS),
-                        help="(new) inference precision: fp32 (default); bf16 autocast (CUDA, or a CPU "
-                             "with native bf16: AVX512-BF16/AMX; elsewhere it works but is slower); "
-                             "fp16 autocast (CUDA only)")
     parser.add_argument("--save_threads", type=int, default=2,
                         help="(new) threads that encode and write the result images (and TensorBoard "
                              "images) while the next batch runs; 0 = write in the main loop")
@@ -117,7 +122,10 @@ def test_parser():
 
 def train_options(argv=None):
     """Parse train.py options (argv=None reads sys.argv)."""
-    return _parse(train_parser(), argv)
+    opt = _parse(train_parser(), argv)
+    if opt.precision == "none":
+        opt.precision = "fp32"
+    return opt
 
 
 def test_options(argv=None):
@@ -126,13 +134,8 @@ def test_options(argv=None):
 
 
 def device_of(opt):
-    """The torch.device for --device, honouring --gpu_ids when --device is auto and CUDA is present;
-    exits with a message for a device that is not there."""
-    name = opt.device
-    gpu_ids = [g.strip() for g in opt.gpu_ids.split(",") if g.strip()]
-    if name == "auto" and gpu_ids and torch.cuda.is_available():
-        name = "cpu" if int(gpu_ids[0]) < 0 else f"cuda:{gpu_ids[0]}"
+    """The torch.device of --device / --gpu_ids; exits with a message for a device that is not there."""
     try:
-        return networks.pick_device(name)
+        return pick_device(opt.device, opt.gpu_ids)
     except ValueError as e:
         raise SystemExit(f"error: {e}")

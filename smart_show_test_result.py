@@ -14,14 +14,10 @@ import html
 import os
 import sys
 
-import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
-from visualization import colorize_parse
-
-TILE = (192, 256)  # width, height
-COLUMNS = ["cloth", "cloth mask", "model image", "model parse", "warped cloth", "warped mask", "try-on"]
+from cp_dataset import TRYON_FOLDER, WARP_FOLDERS, DatasetError, image_id, pair_paths, read_pairs, result_dir_of
+from visualization import COLUMNS, TILE, make_strip
 
 
 def parse_options(argv=None):
@@ -42,24 +38,9 @@ def parse_options(argv=None):
     opt = parser.parse_args(argv)
     if opt.num is not None and opt.num < 0:
         parser.error("--num must not be negative")
-    opt.gmm_result = opt.gmm_result or os.path.join(opt.result_dir, "gmm_final.pth", opt.datamode)
-    opt.tom_result = opt.tom_result or os.path.join(opt.result_dir, "tom_final.pth", opt.datamode)
+    opt.gmm_result = opt.gmm_result or result_dir_of(opt.result_dir, "gmm_final.pth", opt.datamode)
+    opt.tom_result = opt.tom_result or result_dir_of(opt.result_dir, "tom_final.pth", opt.datamode)
     return opt
-
-
-def read_pairs(path):
-    """[(person, cloth), ...] from a pairs file (blank lines skipped)."""
-    with open(path) as f:
-        rows = [line.split() for line in f]
-    bad = [i for i, fields in enumerate(rows, 1) if fields and len(fields) != 2]
-    if bad:
-        raise SystemExit(f"error: {path}: lines {bad[:5]} are not '<person image> <cloth image>'")
-    return [tuple(fields) for fields in rows if fields]
-
-
-def image_id(name):
-    """'012578_0.jpg' -> '012578'."""
-    return os.path.splitext(name)[0].rsplit("_", 1)[0]
 
 
 def strip_name(person, cloth):
@@ -69,32 +50,10 @@ def strip_name(person, cloth):
 
 def tile_paths(opt, person, cloth):
     """The file behind each column, in COLUMNS order."""
-    split = os.path.join(opt.dataroot, opt.datamode)
-    return [os.path.join(split, "cloth", cloth),
-            os.path.join(split, "cloth-mask", cloth),
-            os.path.join(split, "image", person),
-            os.path.join(split, "image-parse", os.path.splitext(person)[0] + ".png"),
-            os.path.join(opt.gmm_result, "warp-cloth", cloth),
-            os.path.join(opt.gmm_result, "warp-mask", cloth),
-            os.path.join(opt.tom_result, "try-on", person)]
-
-
-def load_tile(path, is_parse=False):
-    """One tile as a 192x256 RGB image; a label image (P or L mode) parse is coloured with the LIP palette."""
-    with Image.open(path) as image:
-        if is_parse and image.mode in ("P", "L"):
-            image = colorize_parse(np.array(image))
-        image = image.convert("RGB")
-        if image.size != TILE:
-            image = image.resize(TILE, Image.NEAREST if is_parse else Image.BILINEAR)
-        return image
-
-
-def make_strip(paths):
-    strip = Image.new("RGB", (TILE[0] * len(paths), TILE[1]))
-    for i, path in enumerate(paths):
-        strip.paste(load_tile(path, is_parse=COLUMNS[i] == "model parse"), (i * TILE[0], 0))
-    return strip
+    inputs = pair_paths(os.path.join(opt.dataroot, opt.datamode), person, cloth)
+    return ([inputs[key] for key in ("cloth", "cloth_mask", "image", "parse")]
+            + [os.path.join(opt.gmm_result, folder, cloth) for folder in WARP_FOLDERS]
+            + [os.path.join(opt.tom_result, TRYON_FOLDER, person)])
 
 
 def write_index(out_dir, shown, source):
@@ -121,9 +80,10 @@ th {{ text-align: center; }} td {{ padding-bottom: 12px; }} img {{ display: bloc
 def main(argv=None):
     opt = parse_options(argv)
     pairs_path = os.path.join(opt.dataroot, opt.data_list)
-    if not os.path.isfile(pairs_path):
-        raise SystemExit(f"error: pairs file not found: {pairs_path}")
-    pairs = read_pairs(pairs_path)
+    try:
+        pairs = read_pairs(pairs_path)
+    except DatasetError as e:
+        raise SystemExit(f"error: {e}")
     if opt.pairs:
         unknown = sorted(set(opt.pairs) - {person for person, _ in pairs})
         if unknown:

@@ -2,7 +2,7 @@
 # Step 1: train the Geometric Matching Module -> checkpoints/gmm_train_new/gmm_final.pth
 # Settings: see scripts/common.sh (e.g. KEEP_STEP, DECAY_STEP, SAVE_COUNT, DEVICE, EXTRA_ARGS=--resume).
 # NPROC=4 trains on 4 GPUs (DistributedDataParallel; add EXTRA_ARGS=--sync_bn for one BatchNorm over all
-# of them); AMP=bf16 or fp16 trains with mixed precision.
+# of them); PRECISION=bf16, fp16 or auto trains with mixed precision.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 

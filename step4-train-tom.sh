@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Step 4: train the Try-On Module -> checkpoints/tom_train_new/tom_final.pth (needs step 3's data).
 # Settings: see scripts/common.sh (PERCEPTUAL=none trains without the VGG19 loss; NPROC=4 trains on 4 GPUs,
-# AMP=bf16 or fp16 with mixed precision).
+# PRECISION=bf16, fp16 or auto with mixed precision).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 

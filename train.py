@@ -9,9 +9,9 @@ tom_final.pth at the end (plain state_dicts, as the original), plus train_state.
 optimiser, scheduler, gradient scaler, step) that --resume continues from. TensorBoard logs go to
 tensorboard/<name>/.
 
-Under torchrun every process trains on its own share of each global batch (--batch-size is per
-process, so the global batch is nproc x batch-size) and DDP averages the gradients; only rank 0
-writes checkpoints, TensorBoard and the log. The same loop serves CPU, GPU, DDP and --amp.
+Under torchrun every process trains on its own share of each global batch (--batch_size is per
+process, so the global batch is nproc x batch_size) and DDP averages the gradients; only rank 0
+writes checkpoints, TensorBoard and the log. The same loop serves CPU, GPU, DDP and --precision.
 """
 import functools
 import math
@@ -26,7 +26,6 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from tensorboardX import SummaryWriter
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -34,76 +33,13 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
 import networks
+import pipeline
 from cp_dataset import CPDataset, DatasetError
 from options import device_of, train_options
 from visualization import board_add_images
 
 STATE_FILE = "train_state.pth"
 LOG_NAMES = {"metric": "loss", "L1": "l1", "VGG": "vgg", "MaskL1": "mask", "Grid": "grid"}  # scalar tag -> stdout name
-
-
-# --- the two stages: forward pass (shared with test.py), loss, TensorBoard rows ---
-
-def gmm_forward(model, inputs):
-    """GMM: warp the cloth, its mask and the grid image onto the person."""
-    grid, _theta = model(inputs["agnostic"], inputs["cloth"])
-    return {"grid": grid, "warped_cloth": networks.warp(inputs["cloth"], grid, "border"),
-            "warped_mask": networks.warp(inputs["cloth_mask"], grid, "zeros"),
-            "warped_grid": networks.warp(inputs["grid_image"], grid, "zeros")}
-
-
-def tom_forward(model, inputs):
-    """TOM: render the person and composite the (already warped) cloth into it."""
-    raw = model(torch.cat([inputs["agnostic"], inputs["cloth"]], 1))
-    p_rendered, m_composite, p_tryon = networks.tom_outputs(raw, inputs["cloth"])
-    return {"p_rendered": p_rendered, "m_composite": m_composite, "p_tryon": p_tryon}
-
-
-FORWARD = {"GMM": gmm_forward, "TOM": tom_forward}
-
-
-def gmm_step(model, inputs, perceptual=None, grid_weight=0.0):
-    """One GMM forward pass and its loss: L1 between the warped cloth and the cloth worn in the
-    photo, plus (--grid_reg, CP-VTON+'s, off by default) grid_weight x the grid's irregularity."""
-    out = gmm_forward(model, inputs)
-    l1 = F.l1_loss(out["warped_cloth"], inputs["parse_cloth"])
-    if not grid_weight:
-        return l1, {"metric": l1}, out
-    irregularity = networks.grid_irregularity(out["grid"])
-    loss = l1 + grid_weight * irregularity
-    return loss, {"metric": loss, "L1": l1, "Grid": irregularity}, out
-
-
-def tom_step(model, inputs, perceptual=None):
-    """One TOM forward pass and its loss: L1 + VGG perceptual on the try-on, L1 of the composition
-    mask against the warped cloth mask (perceptual=None: VGG term 0)."""
-    out = tom_forward(model, inputs)
-    l1 = F.l1_loss(out["p_tryon"], inputs["image"])
-    vgg = torch.zeros((), device=l1.device)
-    if perceptual is not None:
-        vgg = perceptual(out["p_tryon"], inputs["image"])
-    mask = F.l1_loss(out["m_composite"], inputs["cloth_mask"])
-    loss = l1 + vgg + mask
-    return loss, {"metric": loss, "L1": l1, "VGG": vgg, "MaskL1": mask}, out
-
-
-STEPS = {"GMM": gmm_step, "TOM": tom_step}
-
-
-def board_rows(stage, inputs, out):
-    """The original's 3x3 TensorBoard grid (masks shown as 2*m-1 in train and test alike)."""
-    top = [inputs["head"], inputs["shape"], inputs["pose_image"]]
-    if stage == "GMM":
-        return [top,
-                [inputs["cloth"], out["warped_cloth"], inputs["parse_cloth"]],
-                [out["warped_grid"], (out["warped_cloth"] + inputs["image"]) / 2, inputs["image"]]]
-    return [top,
-            [inputs["cloth"], 2 * inputs["cloth_mask"] - 1, 2 * out["m_composite"] - 1],
-            [out["p_rendered"], out["p_tryon"], inputs["image"]]]
-
-
-def to_device(batch, device):
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 # --- processes, devices, precision ---
@@ -113,8 +49,10 @@ def setup(opt):
     LOCAL_RANK) it joins the process group: each process on cuda:LOCAL_RANK with NCCL for CUDA
     tensors (gloo for the few CPU ones), or gloo when training on the CPU."""
     device = device_of(opt)
-    if opt.amp == "fp16" and device.type != "cuda":
-        raise SystemExit(f"error: --amp fp16 needs a CUDA device, not {device}; on the CPU use --amp bf16")
+    try:
+        pipeline.resolve_precision(opt.precision, device)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
     if opt.sync_bn and device.type != "cuda":
         raise SystemExit("error: --sync_bn needs CUDA devices (PyTorch's SyncBatchNorm has no CPU version)")
     if "RANK" not in os.environ:  # plain `python train.py`
@@ -136,25 +74,11 @@ def wrap_model(model, device, sync_bn):
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def make_amp(amp, device):
-    """(autocast, GradScaler) for --amp: autocast to bf16/fp16 around the forward pass and loss, and
-    loss scaling for fp16 only (for none and bf16 both are disabled and pass everything through).
-    'auto' is bf16 where `device` runs it natively (networks.native_bf16), else none."""
-    if amp == "auto":
-        amp = "bf16" if networks.native_bf16(device) else "none"
-    dtype = AMP_DTYPES[amp]
-    return (torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
-            torch.amp.GradScaler(device.type, enabled=amp == "fp16"))
-
-
-def forward_backward(model, inputs, step_fn, perceptual, autocast, scaler):
+def forward_backward(model, inputs, loss_fn, perceptual, autocast, scaler):
     """Forward pass and loss (under autocast), then backward: leaves the gradients in the
     parameters (under DDP averaged over the processes). Returns the loss terms and outputs."""
     with autocast:
-        loss, scalars, out = step_fn(model, inputs, perceptual)
+        loss, scalars, out = loss_fn(model, inputs, perceptual)
     scaler.scale(loss).backward()
     return scalars, out
 
@@ -280,19 +204,15 @@ def log_step(board, bar, stage, step, seconds, scalars, inputs, out):
     values = {tag: v.item() for tag, v in scalars.items()}
     for tag, value in values.items():
         board.add_scalar(tag, value, step)
-    board_add_images(board, "combine", board_rows(stage, inputs, out), step)
+    board_add_images(board, "combine", pipeline.board_rows(stage, inputs, out), step)
     bar.set_postfix(loss=f"{values['metric']:.4f}")
     bar.write(f"step: {step:8d}, time: {seconds:.3f}, "
               + ", ".join(f"{LOG_NAMES[tag]}: {value:.4f}" for tag, value in values.items()))
 
 
-def train(opt, device, rank=0, world_size=1):
-    master = rank == 0  # only rank 0 writes checkpoints, TensorBoard and the log
-    seed_all(opt.seed)  # the same initial weights in every process
-    run_dir = os.path.join(opt.checkpoint_dir, opt.name)
-    state_path = os.path.join(run_dir, STATE_FILE)
-
-    dataset = CPDataset(opt, compact=True)  # items expanded to the spec's on the device
+def build_training(opt, device):
+    """(model as the loop drives it, perceptual loss or None, the parts a resume state holds:
+    the plain model, optimiser, learning-rate schedule and gradient scaler)."""
     raw_model = networks.build_model(opt.stage, opt)
     if opt.checkpoint:
         networks.load_checkpoint(raw_model, opt.checkpoint, stage=opt.stage)
@@ -306,11 +226,42 @@ def train(opt, device, rank=0, world_size=1):
     optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr, betas=(0.5, 0.999))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, opt.keep_step, opt.decay_step))
-    autocast, scaler = make_amp(opt.amp, device)
-    parts = {"model": raw_model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+    parts = {"model": raw_model, "optimizer": optimizer, "scheduler": scheduler,
+             "scaler": pipeline.grad_scaler(device, opt.precision)}
+    return model, perceptual, parts
+
+
+def loss_function(opt):
+    """The stage's loss, with --grid_reg's term for the GMM."""
+    if opt.stage == "GMM" and opt.grid_reg:
+        return functools.partial(pipeline.gmm_loss, grid_weight=opt.grid_reg)
+    return pipeline.LOSSES[opt.stage]
+
+
+def training_step(model, parts, inputs, loss_fn, perceptual, autocast):
+    """One optimiser step (loss scaling for fp16, learning-rate schedule) -> (loss terms, outputs)."""
+    parts["optimizer"].zero_grad(set_to_none=True)
+    scalars, out = forward_backward(model, inputs, loss_fn, perceptual, autocast, parts["scaler"])
+    parts["scaler"].step(parts["optimizer"])
+    parts["scaler"].update()
+    parts["scheduler"].step()
+    return scalars, out
+
+
+def save_step(run_dir, state_path, opt, step, parts):
+    networks.save_checkpoint(parts["model"], os.path.join(run_dir, f"step_{step:06d}.pth"))
+    save_state(state_path, opt.stage, step, parts)
+
+
+def train(opt, device, rank=0, world_size=1):
+    master = rank == 0  # only rank 0 writes checkpoints, TensorBoard and the log
+    seed_all(opt.seed)  # the same initial weights in every process
+    run_dir = os.path.join(opt.checkpoint_dir, opt.name)
+    state_path = os.path.join(run_dir, STATE_FILE)
+    dataset = CPDataset(opt, compact=True)  # items expanded to the original's on the device
+    model, perceptual, parts = build_training(opt, device)
     start = load_state(state_path, opt.stage, parts) if opt.resume else 0
     seed_all(process_seed(opt.seed, rank, start))
-
     sampler = StepBatchSampler(len(dataset), opt.batch_size, opt.shuffle, opt.seed, start, rank, world_size)
     batches = iter(DataLoader(dataset, batch_sampler=sampler, num_workers=opt.workers,
                               pin_memory=device.type == "cuda", worker_init_fn=ignore_ctrl_c))
@@ -324,9 +275,8 @@ def train(opt, device, rank=0, world_size=1):
         print(f"Train stage {opt.stage}, named {opt.name}, on {where}; dataset size: {len(dataset)}; "
               f"steps {start} -> {total}")
 
-    step_fn, step = STEPS[opt.stage], start  # `step` = number of steps done
-    if opt.stage == "GMM" and opt.grid_reg:
-        step_fn = functools.partial(gmm_step, grid_weight=opt.grid_reg)
+    loss_fn, autocast = loss_function(opt), pipeline.autocast(device, opt.precision)
+    step = start  # the number of steps done
     bar = tqdm(total=total, initial=start, desc=f"{opt.stage} {opt.name}", unit="step",
                dynamic_ncols=True, disable=not master)
     try:
@@ -334,14 +284,10 @@ def train(opt, device, rank=0, world_size=1):
         with ctrl_c_deferred() as pressed:
             tic = time.time()
             while step < total:
-                inputs = dataset.expand(to_device(next(batches), device))
+                inputs = dataset.expand(pipeline.to_device(next(batches), device))
                 if opt.channels_last:
                     inputs = networks.channels_last_inputs(inputs)
-                optimizer.zero_grad(set_to_none=True)
-                scalars, out = forward_backward(model, inputs, step_fn, perceptual, autocast, scaler)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
+                scalars, out = training_step(model, parts, inputs, loss_fn, perceptual, autocast)
                 step += 1
                 bar.update()
                 if step % opt.display_count == 0:
@@ -351,8 +297,7 @@ def train(opt, device, rank=0, world_size=1):
                                  scalars, inputs, out)
                     tic = time.time()
                 if master and step % opt.save_count == 0:
-                    networks.save_checkpoint(raw_model, os.path.join(run_dir, f"step_{step:06d}.pth"))
-                    save_state(state_path, opt.stage, step, parts)
+                    save_step(run_dir, state_path, opt, step, parts)
                 if on_any_rank(bool(pressed)):
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
@@ -367,7 +312,7 @@ def train(opt, device, rank=0, world_size=1):
         if board:
             board.close()
     if master:
-        networks.save_checkpoint(raw_model, os.path.join(run_dir, f"{opt.stage.lower()}_final.pth"))
+        networks.save_checkpoint(parts["model"], os.path.join(run_dir, f"{opt.stage.lower()}_final.pth"))
         if step % opt.save_count:  # (otherwise the loop has just saved it)
             save_state(state_path, opt.stage, step, parts)
         print(f"Finished stage {opt.stage}, named {opt.name}: {run_dir}/{opt.stage.lower()}_final.pth")

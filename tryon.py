@@ -1,7 +1,7 @@
 """Try one garment on one person: GMM warps the cloth, TOM renders the try-on.
 
     python tryon.py --person image.jpg --parse parse.png --pose keypoints.json \\
-        --cloth cloth.jpg --cloth-mask mask.jpg --out out.png [--strip strip.png]
+        --cloth cloth.jpg --cloth_mask mask.jpg --out out.png [--strip strip.png]
 
 The inputs are a person photo with its LIP human parse (label PNG, ids 0-19) and OpenPose
 keypoints (JSON, COCO-18 or BODY_25), and an in-shop garment photo with its mask, all already
@@ -31,14 +31,11 @@ from PIL import Image
 
 import cp_dataset
 import networks
-from options import test_options
-from smart_show_test_result import make_strip
-from test import result_images
-from train import FORWARD, to_device
-from visualization import save_images, tensor_to_image
+import pipeline
+from pipeline import FORWARD, result_images, to_device
+from visualization import make_strip, save_images, tensor_to_image
 
-MODEL_OPT = test_options(["--checkpoint", ""])  # test.py's defaults: 192x256, radius 5, grid_size 5
-SIZE = (MODEL_OPT.fine_width, MODEL_OPT.fine_height)
+SIZE, RADIUS = (192, 256), 5  # test.py's defaults: what the checkpoints were trained at
 CHECKPOINTS = {"GMM": "checkpoints/gmm_train_new/gmm_final.pth",  # what the step scripts write
                "TOM": "checkpoints/tom_train_new/tom_final.pth"}
 # pair_readers key -> the command-line option naming that file
@@ -58,7 +55,7 @@ def build_parser():
     parser.add_argument("--pose", required=True, metavar="PATH",
                         help="the person's OpenPose keypoints JSON (COCO-18 or BODY_25, in 192x256 pixels)")
     parser.add_argument("--cloth", required=True, metavar="PATH", help="in-shop garment photo, 192x256 RGB")
-    parser.add_argument("--cloth-mask", required=True, metavar="PATH",
+    parser.add_argument("--cloth_mask", "--cloth-mask", required=True, metavar="PATH",
                         help="garment mask, 192x256 grayscale (pixels >= 128 are garment)")
     parser.add_argument("--out", metavar="PATH", default="tryon.png",
                         help="try-on image to write; format from the extension, .jpg = JPEG quality 75 "
@@ -97,24 +94,19 @@ def try_on(gmm, tom, files, names, device):
     """GMM then TOM on one pair's files (as pair_readers returns them) ->
     (try-on tensor [3, H, W], {'warp-cloth'/'warp-mask': JPEG bytes})."""
     def batch(files, grid_image=None):  # a batch of one, as test.py's DataLoader gives it
-        item = cp_dataset.compact_item(**files, radius=MODEL_OPT.radius)
+        item = cp_dataset.compact_item(**files, radius=RADIUS)
         one = to_device({key: value[None] for key, value in item.items()}, device)
         return cp_dataset.expand(one | names, grid_image)
 
     inputs = batch(files, cp_dataset.grid_tensor(SIZE[1], SIZE[0]))
     warps = result_images("GMM", inputs, FORWARD["GMM"](gmm, inputs))
-    (cloth_jpeg, cloth), (mask_jpeg, mask) = (jpeg_round_trip(warps[folder][0][0], mode)
-                                              for folder, mode in (("warp-cloth", "RGB"), ("warp-mask", "L")))
+    round_trips = {folder: jpeg_round_trip(warps[folder][0][0], mode)
+                   for folder, mode in zip(cp_dataset.WARP_FOLDERS, ("RGB", "L"))}
+    (_, cloth), (_, mask) = round_trips.values()
     warped = files | {"cloth": cloth, "cloth_mask": mask}  # what the TOM dataset reads from warp-*/
     inputs = batch(warped)
-    images, _names = result_images("TOM", inputs, FORWARD["TOM"](tom, inputs))["try-on"]
-    return images[0], {"warp-cloth": cloth_jpeg, "warp-mask": mask_jpeg}
-
-
-def load_model(stage, path, device):
-    model = networks.build_model(stage, MODEL_OPT)
-    networks.load_checkpoint(model, path, stage=stage)
-    return networks.for_inference(model.to(device))  # test.py's default fast path: same outputs
+    images, _names = result_images("TOM", inputs, FORWARD["TOM"](tom, inputs))[cp_dataset.TRYON_FOLDER]
+    return images[0], {folder: jpeg for folder, (jpeg, _) in round_trips.items()}
 
 
 def fail(message):
@@ -138,11 +130,12 @@ def main(argv=None):
     if missing:
         return fail("\n".join(missing + [CHECKPOINT_HINT]))
     try:
-        device = networks.pick_device(opt.device)
+        device = pipeline.pick_device(opt.device)
     except ValueError as e:
         return fail(e)
     try:
-        gmm, tom = (load_model(stage, path, device) for stage, path in paths.items())
+        # test.py's default fast path (channels_last): the same outputs
+        gmm, tom = (pipeline.load_for_inference(stage, path, device) for stage, path in paths.items())
     except networks.CheckpointError as e:
         return fail(e)
 
@@ -155,7 +148,7 @@ def main(argv=None):
         os.makedirs(os.path.dirname(opt.strip) or ".", exist_ok=True)
         # make_strip opens each tile with PIL, which reads the in-memory warps like files.
         tiles = [opt.cloth, opt.cloth_mask, opt.person, opt.parse,
-                 io.BytesIO(warps["warp-cloth"]), io.BytesIO(warps["warp-mask"]), opt.out]
+                 *(io.BytesIO(warps[folder]) for folder in cp_dataset.WARP_FOLDERS), opt.out]
         make_strip(tiles).save(opt.strip)
         print(f"strip: {opt.strip}")
     return 0

@@ -1,4 +1,4 @@
-"""Image helpers: TensorBoard grids, saving result images, the LIP parse palette.
+"""Image helpers: TensorBoard grids, saving result images, parses drawn in LIP colours.
 
 Tensors are in the networks' range [-1, 1]; they are shown as (t + 1) / 2.
 """
@@ -11,14 +11,10 @@ import torch
 from PIL import Image
 from tensorboardX.proto.summary_pb2 import Summary
 
-# Colours of the 20 LIP labels (0 background ... 19 right shoe), as the LIP/JPPNet tools draw them.
-LIP_PALETTE = [
-    (0, 0, 0), (128, 0, 0), (255, 0, 0), (0, 85, 0), (170, 0, 51),
-    (255, 85, 0), (0, 0, 85), (0, 119, 221), (85, 85, 0), (0, 85, 85),
-    (85, 51, 0), (52, 86, 128), (0, 128, 0), (0, 0, 255), (51, 170, 221),
-    (0, 255, 255), (85, 255, 170), (170, 255, 85), (255, 255, 0), (255, 170, 0),
-]
+from cp_dataset import LIP_PALETTE
 
+TILE = (192, 256)  # width, height of a strip's tiles
+COLUMNS = ["cloth", "cloth mask", "model image", "model parse", "warped cloth", "warped mask", "try-on"]
 BOARD_MAX_IMAGES = 4  # batch elements logged per TensorBoard grid, to bound event-file size
 BOARD_JPEG_QUALITY = 90
 
@@ -133,3 +129,22 @@ def colorize_parse(labels):
     palette = np.full((256, 3), 255, dtype=np.uint8)
     palette[:len(LIP_PALETTE)] = LIP_PALETTE
     return Image.fromarray(palette[np.asarray(labels, dtype=np.uint8)], "RGB")
+
+
+def load_tile(path, is_parse=False):
+    """One tile as a 192x256 RGB image; a label image (P or L mode) parse is coloured with the LIP palette."""
+    with Image.open(path) as image:
+        if is_parse and image.mode in ("P", "L"):
+            image = colorize_parse(np.array(image))
+        image = image.convert("RGB")
+        if image.size != TILE:
+            image = image.resize(TILE, Image.NEAREST if is_parse else Image.BILINEAR)
+        return image
+
+
+def make_strip(paths):
+    """The 7 tiles of COLUMNS side by side (paths or file objects) -> one RGB strip."""
+    strip = Image.new("RGB", (TILE[0] * len(paths), TILE[1]))
+    for i, path in enumerate(paths):
+        strip.paste(load_tile(path, is_parse=COLUMNS[i] == "model parse"), (i * TILE[0], 0))
+    return strip

@@ -4,7 +4,7 @@
 #   DEVICE=cpu KEEP_STEP=1000 DECAY_STEP=1000 ./step1-train-gmm.sh
 # EXTRA_ARGS is appended (word-split) to every train.py/test.py call, e.g. EXTRA_ARGS="--resume".
 # Training: NPROC=4 runs train.py in 4 processes (one per GPU, DistributedDataParallel; BATCH_SIZE is
-# per process), AMP=bf16|fp16 trains with mixed precision.
+# per process), PRECISION=bf16|fp16|auto trains with mixed precision (AMP, its older name, also works).
 # Outputs (checkpoints/, result/, tensorboard/, logs/) go to the current directory; the scripts
 # find the Python files next to themselves, so they can be run from anywhere.
 
@@ -21,13 +21,14 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${DISPLAY_COUNT:=20}"
 : "${PERCEPTUAL:=vgg19}"
 : "${NPROC:=1}"
-: "${AMP:=none}"
+: "${PRECISION:=${AMP:-fp32}}"
+[ "$PRECISION" = none ] && PRECISION=fp32  # AMP's spelling of fp32
 : "${SEED:=0}"
 : "${DATA_LIST_TEST:=test_pairs.txt}"
 : "${EXTRA_ARGS:=}"
 export PYTHONUNBUFFERED=1  # log lines reach the log file as they are printed
 
-COMMON_ARGS=(--dataroot "$DATAROOT" --device "$DEVICE" --workers "$WORKERS" --batch-size "$BATCH_SIZE"
+COMMON_ARGS=(--dataroot "$DATAROOT" --device "$DEVICE" --workers "$WORKERS" --batch_size "$BATCH_SIZE"
              --display_count "$DISPLAY_COUNT" --seed "$SEED")
 
 # The log of this run: logs/<script name>-YYYYmmdd-HHMMSS.log
@@ -60,7 +61,7 @@ train_py() {  # train_py ARGS...: train.py with the shared settings, in NPROC pr
   fi
   # shellcheck disable=SC2086  # EXTRA_ARGS is word-split on purpose
   logged "${launch[@]}" "$REPO/train.py" "${COMMON_ARGS[@]}" --keep_step "$KEEP_STEP" --decay_step "$DECAY_STEP" \
-    --save_count "$SAVE_COUNT" --amp "$AMP" "$@" $EXTRA_ARGS
+    --save_count "$SAVE_COUNT" --precision "$PRECISION" "$@" $EXTRA_ARGS
 }
 
 test_py() {  # test_py ARGS...: test.py with the shared settings

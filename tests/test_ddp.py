@@ -19,6 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import networks
 import options
+import pipeline
 import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +68,8 @@ def test_sync_bn_model_saves_the_plain_state_dict(tmp_path):
     networks.load_checkpoint(plain, tmp_path / "gmm.pth", stage="GMM")  # strict
 
 
-@pytest.mark.parametrize("flags, message", [(["--amp", "fp16"], "--amp fp16 needs a CUDA device"),
+@pytest.mark.parametrize("flags, message", [(["--precision", "fp16"], "--precision fp16 needs a CUDA device"),
+                                            (["--amp", "fp16"], "--precision fp16 needs a CUDA device"),
                                             (["--sync_bn"], "--sync_bn needs CUDA")])
 def test_cuda_only_options_refused_on_the_cpu(sample_root, tmp_path, flags, message):
     with pytest.raises(SystemExit, match=message):
@@ -76,7 +78,7 @@ def test_cuda_only_options_refused_on_the_cpu(sample_root, tmp_path, flags, mess
 
 def test_bf16_autocast_trains_on_the_cpu(sample_root, tmp_path):
     # One step: without AVX-512 bf16 a bf16 GMM step takes seconds on the CPU.
-    assert train.main(run_args(sample_root, tmp_path, "--amp", "bf16", steps=1)) == 0
+    assert train.main(run_args(sample_root, tmp_path, "--precision", "bf16", steps=1)) == 0
     steps, losses = logged_steps(tmp_path / "tensorboard" / "run")
     assert steps == [1] and 0 < losses[0] < 10
     weights = torch.load(tmp_path / "checkpoints" / "run" / "gmm_final.pth", weights_only=True)
@@ -84,9 +86,10 @@ def test_bf16_autocast_trains_on_the_cpu(sample_root, tmp_path):
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_amp_auto_is_bf16_only_where_native(monkeypatch, native):
-    monkeypatch.setattr(networks, "native_bf16", lambda device: native)
-    autocast, scaler = train.make_amp("auto", torch.device("cpu"))
+def test_precision_auto_is_bf16_only_where_native(monkeypatch, native):
+    monkeypatch.setattr(pipeline, "native_bf16", lambda device: native)
+    autocast = pipeline.autocast(torch.device("cpu"), "auto")
+    scaler = pipeline.grad_scaler(torch.device("cpu"), "auto")
     with autocast:
         dtype = torch.nn.Linear(2, 2)(torch.ones(1, 2)).dtype
     assert dtype == (torch.bfloat16 if native else torch.float32)
@@ -109,9 +112,9 @@ def global_batch(stage, n=2):
 
 def gradients(model, inputs, device, stage):
     """Parameter gradients of one training step's backward pass (the model is seeded: same init)."""
-    autocast, scaler = train.make_amp("none", device)
+    autocast, scaler = pipeline.autocast(device, "fp32"), pipeline.grad_scaler(device, "fp32")
     inputs = {key: value.to(device) for key, value in inputs.items()}
-    train.forward_backward(model, inputs, train.STEPS[stage], None, autocast, scaler)
+    train.forward_backward(model, inputs, pipeline.LOSSES[stage], None, autocast, scaler)
     plain = getattr(model, "module", model)
     return {name: p.grad.detach().cpu().clone() for name, p in plain.named_parameters()}
 

@@ -10,8 +10,8 @@ import torch.nn as nn
 
 import networks
 import options
+import pipeline
 import test as test_py
-import train
 from visualization import ImageWriter
 
 CPU = torch.device("cpu")
@@ -57,11 +57,11 @@ def test_instance_norm_equal_to_torch():
 def test_fp32_fast_path_equals_plain_gmm(models):
     inputs = gmm_inputs()
     with torch.no_grad():
-        plain = train.FORWARD["GMM"](models["GMM"], inputs)
+        plain = pipeline.FORWARD["GMM"](models["GMM"], inputs)
         grid, theta = models["GMM"](inputs["agnostic"], inputs["cloth"])
     fast_model = networks.for_inference(copy.deepcopy(models["GMM"]))
     with torch.inference_mode():
-        fast = train.FORWARD["GMM"](fast_model, inputs)
+        fast = pipeline.FORWARD["GMM"](fast_model, inputs)
         fast_grid, fast_theta = fast_model(inputs["agnostic"], inputs["cloth"])
     assert (fast_grid - grid).abs().max() < 1e-4 and (fast_theta - theta).abs().max() < 1e-4
     assert (fast["warped_cloth"] - plain["warped_cloth"]).abs().max() < 1e-4
@@ -76,11 +76,11 @@ def test_fp32_fast_path_equals_plain_tom(models):
     inputs = {"agnostic": torch.randn(1, 22, 256, 192), "cloth": torch.rand(1, 3, 256, 192) * 2 - 1}
     with torch.no_grad():
         raw = models["TOM"](torch.cat([inputs["agnostic"], inputs["cloth"]], 1))
-        plain = train.FORWARD["TOM"](models["TOM"], inputs)
+        plain = pipeline.FORWARD["TOM"](models["TOM"], inputs)
     fast_model = networks.for_inference(copy.deepcopy(models["TOM"]))
     with torch.inference_mode():
         fast_raw = fast_model(torch.cat([inputs["agnostic"], inputs["cloth"]], 1))
-        fast = train.FORWARD["TOM"](fast_model, inputs)
+        fast = pipeline.FORWARD["TOM"](fast_model, inputs)
     assert (fast_raw - raw).abs().max() < 1e-4
     for key in plain:
         assert (fast[key] - plain[key]).abs().max() < 1e-4, key
@@ -98,7 +98,7 @@ def test_channels_last_training_step_equals_plain(models, stage, tmp_path):
                   "cloth_mask": (smooth(1, 1) + 1) / 2, "image": smooth(1, 3)}
     inputs = {key: value.double() for key, value in inputs.items()}
     assert networks.channels_last_inputs(inputs)["cloth"].is_contiguous(memory_format=torch.channels_last)
-    step = functools.partial(train.gmm_step, grid_weight=40.0) if stage == "GMM" else train.tom_step
+    step = functools.partial(pipeline.gmm_loss, grid_weight=40.0) if stage == "GMM" else pipeline.tom_loss
     results = []
     for fast in (False, True):
         model = copy.deepcopy(models[stage]).double().train()
@@ -130,7 +130,7 @@ def test_bf16_path_close_and_finite(models):
         raw = tom(x)
     gmm_fast = networks.for_inference(copy.deepcopy(models["GMM"]))
     tom_fast = networks.for_inference(copy.deepcopy(tom))
-    with torch.inference_mode(), networks.autocast(CPU, "bf16"):
+    with torch.inference_mode(), pipeline.autocast(CPU, "bf16"):
         grid_bf16, _ = gmm_fast(inputs["agnostic"], inputs["cloth"])
         raw_bf16 = tom_fast(x).float()
     assert grid_bf16.dtype == torch.float32  # the TPS grid stays float32
@@ -140,11 +140,11 @@ def test_bf16_path_close_and_finite(models):
 
 
 def test_autocast_choices():
-    assert networks.autocast(CPU, "fp32").__class__.__name__ == "nullcontext"
+    assert pipeline.autocast(CPU, "fp32").__class__.__name__ == "nullcontext"
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
-        networks.autocast(CPU, "fp16")
+        pipeline.autocast(CPU, "fp16")
     with pytest.raises(ValueError, match="unknown precision"):
-        networks.autocast(CPU, "int8")
+        pipeline.autocast(CPU, "int8")
 
 
 def test_test_py_fp16_on_cpu_is_a_clear_error(tmp_path):

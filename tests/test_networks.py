@@ -11,7 +11,8 @@ import torch.nn as nn
 import networks
 from networks import (GMM, FeatureCorrelation, FeatureExtraction, FeatureL2Norm,
                       FeatureRegression, TpsGridGen, UnetGenerator, VGGLoss,
-                      VGGWeightsUnavailable, Vgg19, build_model, pick_device, tom_outputs, warp)
+                      VGGWeightsUnavailable, Vgg19, build_model, tom_outputs, warp)
+from pipeline import pick_device
 
 # A copy of shared/reference/cpvton_state_dict.txt (listed from the original code), kept in
 # the repository so the test does not depend on shared/.

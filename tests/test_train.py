@@ -2,7 +2,6 @@
 
 Training runs here are a few GMM/TOM steps at batch size 1 on the tiny sample dataset.
 """
-import importlib.util
 import io
 import os
 import shutil
@@ -18,16 +17,14 @@ from tensorboardX import SummaryWriter
 
 import networks
 import options
+import pipeline
 import smart_show_test_result as smart_show
+import test as test_py  # this repository's test.py: pytest puts the repository first on sys.path
 import train
 import visualization
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_VGG_LOSS = networks.VGGLoss
-# Loaded by path: `import test` could pick up Python's own `test` package.
-_spec = importlib.util.spec_from_file_location("cpvton_test_script", REPO / "test.py")
-test_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(test_script)
 
 
 def run_args(root, tmp_path, *extra, name="run", steps=(2, 0)):
@@ -48,7 +45,7 @@ def scalars(logdir, tag="metric"):
 def fail_on_call(monkeypatch, stage, n, error):
     """Make the n-th training step of `stage` raise `error` (before its update)."""
     calls = {"n": 0}
-    real_step = train.STEPS[stage]
+    real_step = pipeline.LOSSES[stage]
 
     def step(*args):
         calls["n"] += 1
@@ -56,7 +53,7 @@ def fail_on_call(monkeypatch, stage, n, error):
             raise error
         return real_step(*args)
 
-    monkeypatch.setitem(train.STEPS, stage, step)
+    monkeypatch.setitem(pipeline.LOSSES, stage, step)
 
 
 @pytest.fixture(scope="module")
@@ -100,15 +97,15 @@ def test_stage_must_be_gmm_or_tom(capsys):
 
 
 def test_gpu_ids_pick_the_cuda_device(monkeypatch):
-    monkeypatch.setattr(networks, "pick_device", lambda name: name)
     opt = options.train_options(["--gpu_ids", "1"])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert options.device_of(opt) == "cuda:1"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert options.device_of(opt) == torch.device("cuda:1")
     opt.device = "cpu"
-    assert options.device_of(opt) == "cpu"
+    assert options.device_of(opt) == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     opt.device = "auto"
-    assert options.device_of(opt) == "auto"
+    assert options.device_of(opt) == torch.device("cpu")
 
 
 # --- learning rate and data order ---
@@ -244,14 +241,14 @@ def test_missing_vgg_weights_exit_with_the_message(tom_root, tmp_path, monkeypat
 def test_test_refuses_a_missing_checkpoint(sample_root, tmp_path):
     missing = tmp_path / "checkpoints" / "gmm_final.pth"
     with pytest.raises(SystemExit, match="checkpoint not found.*gmm_final.pth"):
-        test_script.main(["--dataroot", str(sample_root), "--checkpoint", str(missing)])
+        test_py.main(["--dataroot", str(sample_root), "--checkpoint", str(missing)])
 
 
 def test_test_refuses_a_checkpoint_of_the_other_stage(sample_root, tmp_path):
     path = tmp_path / "tom_final.pth"
     networks.save_checkpoint(networks.build_model("TOM", None), path)
     with pytest.raises(SystemExit, match="TOM checkpoint"):
-        test_script.main(["--dataroot", str(sample_root), "--stage", "GMM", "--device", "cpu",
+        test_py.main(["--dataroot", str(sample_root), "--stage", "GMM", "--device", "cpu",
                           "--checkpoint", str(path), "--tensorboard_dir", str(tmp_path / "tb")])
 
 
@@ -264,7 +261,7 @@ def test_duplicate_outputs_warned_and_stale_results_replaced(sample_root, tmp_pa
     def run(pairs):
         pairs_file = tmp_path / "pairs.txt"  # an absolute --data_list overrides --dataroot
         pairs_file.write_text("".join(f"{p} {c}\n" for p, c in pairs))
-        assert test_script.main([
+        assert test_py.main([
             "--dataroot", str(sample_root), "--datamode", "test", "--data_list", str(pairs_file),
             "--stage", "GMM", "--device", "cpu", "-j", "0", "-b", "2", "--checkpoint", str(checkpoint),
             "--result_dir", str(tmp_path / "result"), "--tensorboard_dir", str(tmp_path / "tb")]) == 0

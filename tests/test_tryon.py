@@ -6,7 +6,7 @@ uint8 image before any JPEG) must encode to those same bytes. Comparing the PNG 
 decoded JPEG would need a tolerance of the size of JPEG's loss (tens of levels), which would
 hide real differences.
 
-test.py runs with --batch-size 1, the batch shape tryon.py uses: on a CPU the GMM's
+test.py runs with --batch_size 1, the batch shape tryon.py uses: on a CPU the GMM's
 convolutions over a batch of two differ from single items by ~5e-7, enough to flip a few
 uint8 truncations of the warps, whose JPEG encoding then changes the try-on visibly.
 """
@@ -37,7 +37,7 @@ def pair_args(data, person, cloth):
             '--parse', str(split / 'image-parse' / person.replace('.jpg', '.png')),
             '--pose', str(split / 'pose' / person.replace('.jpg', '_keypoints.json')),
             '--cloth', str(split / 'cloth' / cloth),
-            '--cloth-mask', str(split / 'cloth-mask' / cloth)]
+            '--cloth_mask', str(split / 'cloth-mask' / cloth)]
 
 
 @pytest.fixture(scope='module')
@@ -50,10 +50,10 @@ def run(tmp_path_factory):
     torch.manual_seed(0)
     checkpoints = {stage: tmp / f'{stage.lower()}_final.pth' for stage in ('GMM', 'TOM')}
     for stage, path in checkpoints.items():
-        networks.save_checkpoint(networks.build_model(stage, tryon.MODEL_OPT), path)
+        networks.save_checkpoint(networks.build_model(stage), path)
 
     common = ['--dataroot', str(data), '--datamode', 'test', '--data_list', 'test_pairs.txt',
-              '--batch-size', '1', '--workers', '0', '--device', 'cpu',
+              '--batch_size', '1', '--workers', '0', '--device', 'cpu',
               '--result_dir', str(result), '--tensorboard_dir', str(tmp / 'tensorboard')]
     assert test_py.main(['--stage', 'GMM', '--checkpoint', str(checkpoints['GMM'])] + common) == 0
     for folder in ('warp-cloth', 'warp-mask'):  # step 3
