@@ -14,12 +14,11 @@ Safe to rerun. Downloads go to a partial file that gdown resumes (or restarts, i
 cannot resume) and that is renamed only when complete. Archives are extracted into a
 temporary folder next to the target and moved into place only when complete; members that
 would land outside it (absolute paths, `..`, links, devices) are refused. Finished steps are
-skipped unless --force. Files this script did not write are never deleted: existing data
-in the way is refused, or with --force renamed to `<name>.old`.
+skipped unless --force. Files this script did not write are never deleted: data in the way
+(a previous download included; a sample set written by --sample is simply replaced) is refused,
+or with --force renamed to `<name>.old`, which must not exist yet.
 """
 import argparse
-import json
-import os
 import re
 import shutil
 import stat
@@ -30,18 +29,19 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+import atomic
+import cp_dataset
 import sample_data
 
 DATA_URL = 'https://drive.google.com/uc?id=1MxCUvKxejnwWnoZ-KoCyMCXo3TLhRuTo'
 PAIRS_URL = 'https://raw.githubusercontent.com/sergeywong/cp-vton/master/data/test_pairs.txt'
+# One Drive id for both checkpoints, published as a link that may be a zip or a folder.
 CHECKPOINTS_URL = 'https://drive.google.com/uc?id=18ncLRuKLFtGKabaco9Bur1wCTVQjvAI1'
 ARCHIVE = 'viton_resize.tar.gz'
-DATA_MARKER = '.viton_resize'  # JSON: what the real-data download created in the dataroot
-SPLITS = ('train', 'test')
 PAIRS_FILES = ('train_pairs.txt', 'test_pairs.txt', 'test_pairs_same.txt')
 CHECKPOINTS = {'GMM': ('gmm_train_new', 'gmm_final.pth'), 'TOM': ('tom_train_new', 'tom_final.pth')}
 CHECKPOINTS_ADVICE = ('Or download them in a browser (the zip or the folder) and pass its path: '
-                      '--checkpoints-url PATH.')
+                      '--checkpoints_url PATH.')
 TIMEOUT = (5, 60)  # seconds: connect (short, so being offline fails fast), then between bytes
 SAMPLE_HINT = ('To try CP-VTON without the real data, run `python data_download.py --sample`, '
                'which writes a small procedural dataset in the same layout in seconds.')
@@ -167,102 +167,114 @@ def safe_extract(archive, dest):
 
 
 # ----------------------------------------------------------------------------------------
-# Helpers for files in the way
+# Data in the way: renamed to <name>.old, never deleted
 
-def _set_aside(path):
-    """Rename `path` to `<path>.old` (or .old2, .old3, ...) and say so; never deletes."""
-    new = path.with_name(path.name + '.old')
-    number = 1
-    while new.exists() or new.is_symlink():
-        number += 1
-        new = path.with_name(f'{path.name}.old{number}')
-    path.rename(new)
-    print(f'moved {path} aside to {new}')
-    return new
+def _aside(path):
+    """`<path>.old`, where `path` goes when it is in the way; refused while that name is taken."""
+    old = path.with_name(path.name + '.old')
+    if old.exists() or old.is_symlink():
+        raise DownloadFailed(f'{path} is in the way and {old} already exists (set aside by an '
+                             f'earlier --force): delete or move {old}, then run again')
+    return old
 
 
-def _read_json(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+def _move_aside(paths):
+    """Rename each of `paths` to `<path>.old`; if any of those names is taken, none is moved."""
+    olds = [_aside(path) for path in paths]
+    for path, old in zip(paths, olds):
+        path.rename(old)
+        print(f'moved {path} aside to {old}')
 
 
-def _write_json(path, value):
-    tmp = Path(f'{path}.tmp')
-    tmp.write_text(json.dumps(value, indent=1))
-    os.replace(tmp, path)
-
-
-def _same_id_pairs(split_dir):
-    """'N_0.jpg N_1.jpg' lines for every person whose own garment is in the split."""
-    people = sorted(p.name for p in (split_dir / 'image').glob('*_0.jpg'))
-    return [f'{p} {p[:-6]}_1.jpg\n' for p in people if (split_dir / 'cloth' / f'{p[:-6]}_1.jpg').is_file()]
+def _move_in(new, target):
+    """Rename `new` to `target`, first renaming whatever is at `target` to `<target>.old`."""
+    old = _aside(target) if target.exists() or target.is_symlink() else None
+    atomic.swap_in(new, target, keep_old=old)
+    if old:
+        print(f'moved the previous {target} aside to {old}')
 
 
 # ----------------------------------------------------------------------------------------
 # The real dataset
 
+def _has_splits(folder):
+    """Whether `folder` holds train/ and test/, each with every input folder of the layout."""
+    return all((folder / split / sub).is_dir() for split in cp_dataset.SPLITS for sub in cp_dataset.INPUT_FOLDERS)
+
+
 def _find_splits(folder):
     """The folder holding train/ and test/ inside an extracted archive."""
     for candidate in (folder / 'viton_resize', folder):
-        if all((candidate / split).is_dir() for split in SPLITS):
+        if _has_splits(candidate):
             return candidate
     found = sorted(str(p.relative_to(folder)) for p in folder.rglob('*') if p.is_dir())[:8]
-    raise DownloadFailed(f'the archive has no viton_resize/train and viton_resize/test folders '
-                         f'(found: {", ".join(found) or "nothing"})')
+    raise DownloadFailed(f'the archive has no viton_resize/train and viton_resize/test folders with '
+                         f'{", ".join(cp_dataset.INPUT_FOLDERS)} (found: {", ".join(found) or "nothing"})')
 
 
 def _place_splits(root, archive):
-    """Extract `archive` next to the splits and move train/ and test/ into `root`."""
-    tmp = Path(tempfile.mkdtemp(prefix='.viton_resize-extract-', dir=root))
-    try:
+    """Extract `archive` beside the splits and move its train/ and test/ into `root`."""
+    with tempfile.TemporaryDirectory(prefix='.viton_resize-extract-', dir=root) as tmp:
         print(f'extracting {archive} ...')
         safe_extract(archive, tmp)
-        source = _find_splits(tmp)
-        missing = [f'{split}/{sub}' for split in SPLITS for sub in sample_data.SUBDIRS
-                   if not (source / split / sub).is_dir()]
-        if missing:
-            raise DownloadFailed(f'{archive} lacks {", ".join(missing)}')
+        source = _find_splits(Path(tmp))
         if sample_data.read_marker(root):
             removed = sample_data.remove_sample(root)
             print(f'removed the sample dataset that was in {root} ({removed} files)')
-        ours = (_read_json(root / DATA_MARKER) or {}).get('created', [])
-        for split in SPLITS:
-            target = root / split
-            if target.exists() and split in ours:
-                shutil.rmtree(target)  # an earlier download of ours (--force)
-            elif target.exists():
-                _set_aside(target)
-            os.replace(source / split, target)
-        _write_json(root / DATA_MARKER, {'created': sorted(set(ours) | set(SPLITS))})
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for split in cp_dataset.SPLITS:
+            _move_in(source / split, root / split)
 
 
-def _write_pairs(root, name, lines, force):
-    """Write a pairs file unless the user has their own (kept unless --force)."""
-    path = root / name
-    marker = _read_json(root / DATA_MARKER) or {'created': []}
-    if path.exists() and name not in marker['created']:
-        if not force:
-            print(f'kept the existing {path} (not written by this script; --force replaces it)')
-            return
-        _set_aside(path)
-    tmp = path.with_name(f'.{name}.tmp')
-    tmp.write_text(''.join(lines))
-    os.replace(tmp, path)
-    marker['created'] = sorted(set(marker['created']) | {name})
-    _write_json(root / DATA_MARKER, marker)
-    print(f'wrote {path} ({len(lines)} pairs)')
-
-
-def _fetch_test_pairs(root, pairs_url, force, quiet):
-    """The original unpaired test list; checked against the test split."""
-    tmp = Path(tempfile.mkdtemp(prefix='.test_pairs-', dir=root))
+def _get_splits(root, url, force, quiet):
+    """Download the archive (unless it is already there) and lay out its splits in `root`."""
+    in_the_way = [] if sample_data.read_marker(root) else [
+        root / split for split in cp_dataset.SPLITS if (root / split).exists()]
+    if in_the_way and not force:
+        raise DownloadFailed(
+            f'{" and ".join(map(str, in_the_way))} already exist but are not a complete VITON '
+            'download; not touching them. Use another --dataroot, or --force to move them aside '
+            '(renamed to <name>.old) after the download.')
+    for path in in_the_way:
+        _aside(path)  # refuse now, not after the download
+    archive = root / ARCHIVE
+    downloaded = not archive.exists()
+    if downloaded:
+        fetch(url, archive, 'the VITON dataset (viton_resize.tar.gz)', quiet=quiet,
+              advice=f'Or download the file in a browser and save it as {archive}: it is '
+                     f'picked up from there. {SAMPLE_HINT}')
+    else:
+        print(f'using the existing {archive}')
     try:
+        _place_splits(root, archive)
+    except DownloadFailed as err:  # nothing was moved into place
+        if downloaded:
+            archive.unlink()  # ours and useless
+        tail = 'deleted the download' if downloaded else 'it was there before this run: delete or replace it'
+        raise DownloadFailed(f'{err}; {root} is unchanged; {tail}', err.cause) from None
+    if downloaded:
+        archive.unlink()
+    else:
+        print(f'kept {archive} (it was there before this run; delete it to save space)')
+
+
+def _write_pairs(root, name, pairs):
+    """Write a pairs file; a different one already there is renamed to `<name>.old` first."""
+    path = root / name
+    if path.exists():
+        if cp_dataset.read_pairs(path, problems=[]) == pairs:
+            print(f'{path} is up to date')
+            return
+        _move_aside([path])
+    cp_dataset.write_pairs(path, pairs)
+    print(f'wrote {path} ({len(pairs)} pairs)')
+
+
+
+def _fetch_test_pairs(root, pairs_url, quiet):
+    """The original unpaired test list, checked against the test split."""
+    with tempfile.TemporaryDirectory(prefix='.test_pairs-', dir=root) as tmp:
         try:
-            fetch(pairs_url, tmp / 'test_pairs.txt', 'the original test_pairs.txt', quiet=quiet)
+            path = fetch(pairs_url, Path(tmp) / 'test_pairs.txt', 'the original test_pairs.txt', quiet=quiet)
         except DownloadFailed as err:
             raise DownloadFailed(
                 f'Could not fetch the original test_pairs.txt from {_as_url(pairs_url)}: '
@@ -270,74 +282,36 @@ def _fetch_test_pairs(root, pairs_url, force, quiet):
                 f'train_pairs.txt and test_pairs_same.txt (paired test list); only the unpaired '
                 f'test list is missing. Run `python data_download.py` again when online to '
                 f'fetch it (the data is not downloaded again).', err.cause) from err
-        lines = [line.split() for line in (tmp / 'test_pairs.txt').read_text().splitlines() if line.strip()]
-        bad = [' '.join(f) for f in lines if len(f) != 2 or not f[0].endswith('_0.jpg')
-               or not f[1].endswith('_1.jpg')]
-        if bad or not lines:
-            raise DownloadFailed(f'{_as_url(pairs_url)} is not a pairs list (first bad line: '
-                                 f'{bad[0] if bad else "the file is empty"!r})')
-        missing = [f for f in lines if not (root / 'test' / 'image' / f[0]).is_file()
-                   or not (root / 'test' / 'cloth' / f[1]).is_file()]
-        if missing:
-            print(f'warning: {len(missing)} of {len(lines)} pairs in test_pairs.txt name files '
-                  f'missing from {root}/test (first: {" ".join(missing[0])})', file=sys.stderr)
-        _write_pairs(root, 'test_pairs.txt', [f'{a} {b}\n' for a, b in lines], force)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        problems = []
+        pairs = cp_dataset.read_pairs(path, problems)
+    if problems:
+        raise DownloadFailed(f'{_as_url(pairs_url)} is not a pairs list ({problems[0]})')
+    missing = [(person, cloth) for person, cloth in pairs if not all(
+        Path(cp_dataset.pair_paths(root / 'test', person, cloth)[key]).is_file() for key in ('image', 'cloth'))]
+    if missing:
+        print(f'warning: {len(missing)} of {len(pairs)} pairs in test_pairs.txt name files '
+              f'missing from {root}/test (first: {" ".join(missing[0])})', file=sys.stderr)
+    return pairs
+
+
+def _write_pairs_files(root, pairs_url, force, quiet):
+    """train_pairs.txt, test_pairs_same.txt and test_pairs.txt, where missing (all with --force)."""
+    for split, name in (('train', 'train_pairs.txt'), ('test', 'test_pairs_same.txt')):
+        if force or not (root / name).exists():
+            _write_pairs(root, name, cp_dataset.same_id_pairs(root / split))
+    if force or not (root / 'test_pairs.txt').exists():
+        _write_pairs(root, 'test_pairs.txt', _fetch_test_pairs(root, pairs_url, quiet))
 
 
 def download_dataset(dataroot='data', url=DATA_URL, pairs_url=PAIRS_URL, force=False, quiet=False):
     """Download VITON into `dataroot` (see the module doc); raises DownloadFailed."""
     root = Path(dataroot)
-    made_root = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
-    try:
-        _download_dataset(root, url, pairs_url, force, quiet)
-    except DownloadFailed:
-        if made_root and not any(root.iterdir()):
-            root.rmdir()  # leave no empty folder behind
-        raise
-
-
-def _download_dataset(root, url, pairs_url, force, quiet):
-    created = (_read_json(root / DATA_MARKER) or {}).get('created', [])
-    in_place = all(s in created and (root / s).is_dir() for s in SPLITS)
-    if in_place and not force:
+    if _has_splits(root) and not sample_data.read_marker(root) and not force:
         print(f'{root}/train and {root}/test are already in place (--force downloads them again)')
     else:
-        theirs = [s for s in SPLITS if (root / s).exists() and s not in created]
-        if theirs and not force and not sample_data.read_marker(root):
-            raise DownloadFailed(
-                f'{", ".join(f"{root}/{s}" for s in theirs)} already exist and were not written by '
-                f'this script; not touching them. Use another --dataroot, or --force to move them '
-                f'aside (renamed to <name>.old) after the download.')
-        archive = root / ARCHIVE
-        downloaded = not archive.exists()
-        if downloaded:
-            fetch(url, archive, 'the VITON dataset (viton_resize.tar.gz)', quiet=quiet,
-                  advice=f'Or download the file in a browser and save it as {archive}: it is '
-                         f'picked up from there. {SAMPLE_HINT}')
-        else:
-            print(f'using the existing {archive}')
-        try:
-            _place_splits(root, archive)
-        except DownloadFailed as err:  # nothing was moved into place
-            if downloaded:
-                archive.unlink()  # ours and useless
-                tail = 'deleted the download' + (
-                    '' if isinstance(err, UnsafeArchive) else ': run again to download it again')
-            else:
-                tail = 'it was there before this run: delete or replace it'
-            raise DownloadFailed(f'{err}; {root} is unchanged; {tail}', err.cause) from None
-        if downloaded:
-            archive.unlink()
-        else:
-            print(f'kept {archive} (it was there before this run; delete it to save space)')
-    for split, name in (('train', 'train_pairs.txt'), ('test', 'test_pairs_same.txt')):
-        if force or not (root / name).exists():
-            _write_pairs(root, name, _same_id_pairs(root / split), force)
-    if force or not (root / 'test_pairs.txt').exists():
-        _fetch_test_pairs(root, pairs_url, force, quiet)
+        _get_splits(root, url, force, quiet)
+    _write_pairs_files(root, pairs_url, force, quiet)
     print(f'VITON is ready in {root}')
 
 
@@ -362,16 +336,13 @@ def make_sample_dataset(dataroot='data', n_train=sample_data.N_TRAIN, n_test=sam
         removed = sample_data.remove_sample(root)
         print(f'removed the previous sample dataset in {root} ({removed} files)')
     else:
-        existing = [n for n in (*SPLITS, *PAIRS_FILES) if (root / n).exists()]
+        existing = [root / n for n in (*cp_dataset.SPLITS, *PAIRS_FILES) if (root / n).exists()]
         if existing and not force:
             raise DownloadFailed(
-                f'{root} already holds a dataset ({", ".join(existing)}) that is not a sample set '
-                f'written by this script; not overwriting it. Use another --dataroot (e.g. '
+                f'{root} already holds a dataset ({", ".join(p.name for p in existing)}) that is not a '
+                f'sample set written by this script; not overwriting it. Use another --dataroot (e.g. '
                 f'--dataroot data_sample), or --force to move it aside (renamed to <name>.old).')
-        for name in existing:
-            _set_aside(root / name)
-        if existing:
-            (root / DATA_MARKER).unlink(missing_ok=True)
+        _move_aside(existing)
     sample_data.generate(root, n_train=n_train, n_test=n_test, seed=seed)
     print(f'wrote the sample dataset to {root}: {n_train} train and {n_test} test persons '
           f'(train_pairs.txt, test_pairs.txt unpaired, test_pairs_same.txt paired)')
@@ -391,48 +362,45 @@ def verify_checkpoint(path, stage):
         if found != stage:
             raise DownloadFailed(f'{path} is not a {stage} checkpoint (it looks like '
                                  f'{found or "neither a GMM nor a TOM checkpoint"})')
-        opt = argparse.Namespace(fine_height=256, fine_width=192, grid_size=5)
-        networks.load_checkpoint(networks.build_model(stage, opt), path, stage)
+        networks.load_checkpoint(networks.build_model(stage), path, stage)
     except DownloadFailed:
         raise
     except Exception as err:  # CheckpointError, unpickling errors, ...
         raise DownloadFailed(f'{path} does not load as a {stage} checkpoint: {_reason(err)}', err) from err
 
 
-def _download_checkpoint_files(url, folder, quiet):
-    """Get the checkpoints (a zip/tar or a Google Drive folder; or a local archive or folder)
-    into `folder`/extracted."""
+def _get_checkpoint_files(source, folder, quiet):
+    """The checkpoints into `folder`: from a local archive or folder, a zip/tar URL, or a Google
+    Drive file or folder (Drive answers a folder's file URL with a page, not a file)."""
     import gdown
 
-    local = Path(url)
+    local = Path(source)
     if local.is_dir():
-        shutil.copytree(local, folder / 'extracted')
+        shutil.copytree(local, folder)
         return
     if local.is_file():
-        safe_extract(local, folder / 'extracted')
+        safe_extract(local, folder)
         return
-    url = _as_url(url)
+    url = _as_url(source)
     match = re.match(r'https://drive\.google\.com/drive/(?:u/\d+/)?folders/([-\w]+)', url)
-    folder_id = match and match.group(1)
-    if folder_id is None:
+    drive_folder = match and match.group(1)
+    if not drive_folder:
         try:
-            archive = fetch(url, folder / 'checkpoints.download', 'the CP-VTON checkpoints',
+            archive = fetch(url, folder.with_name('checkpoints.download'), 'the CP-VTON checkpoints',
                             CHECKPOINTS_ADVICE, quiet)
         except DownloadFailed as err:
-            drive_id = gdown.parse_url.parse_url(url)[0]
-            if not (drive_id and isinstance(err.cause, gdown.exceptions.FileURLRetrievalError)):
+            drive_folder = gdown.parse_url.parse_url(url)[0]
+            if not (drive_folder and isinstance(err.cause, gdown.exceptions.FileURLRetrievalError)):
                 raise
-            folder_id = drive_id  # Drive gave a page, not a file: it is a folder
         else:
             if not (zipfile.is_zipfile(archive) or tarfile.is_tarfile(archive)):
                 raise DownloadFailed(f'{url} gave neither a zip/tar archive nor a folder')
-            safe_extract(archive, folder / 'extracted')
+            safe_extract(archive, folder)
             return
     try:
-        gdown.download_folder(id=folder_id, output=str(folder / 'extracted'), quiet=quiet,
-                              resume=True, timeout=TIMEOUT)
+        gdown.download_folder(id=drive_folder, output=str(folder), quiet=quiet, resume=True, timeout=TIMEOUT)
     except Exception as err:  # gdown raises several kinds when a folder listing fails
-        raise DownloadFailed(f'Could not download the Google Drive folder {folder_id}: '
+        raise DownloadFailed(f'Could not download the Google Drive folder {drive_folder}: '
                              f'{_reason(err)}. Check the network connection and try again later. '
                              f'{CHECKPOINTS_ADVICE}', err) from err
 
@@ -440,41 +408,36 @@ def _download_checkpoint_files(url, folder, quiet):
 def download_checkpoints(checkpoint_dir='checkpoints', url=CHECKPOINTS_URL, force=False, quiet=False):
     """Place the published gmm_final.pth / tom_final.pth under `checkpoint_dir` and verify them."""
     base = Path(checkpoint_dir)
-    targets = {stage: base / sub / name for stage, (sub, name) in CHECKPOINTS.items()}
     todo = {}
-    for stage, target in targets.items():
+    for stage, (sub, name) in CHECKPOINTS.items():
+        target = base / sub / name
         if target.exists() and not force:
             try:
                 verify_checkpoint(target, stage)
-                print(f'{target} is already in place (--force downloads it again)')
-                continue
             except DownloadFailed as err:
                 raise DownloadFailed(f'{err}; not replacing it: move it away, or use --force '
                                      '(renames it to <name>.old)') from None
+            print(f'{target} is already in place (--force downloads it again)')
+            continue
+        if target.exists():
+            _aside(target)  # refuse now, not after the download
         todo[stage] = target
     if not todo:
         return
-    made_base = not base.exists()
     base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix='.checkpoints-download-', dir=base))
-    try:
-        _download_checkpoint_files(url, tmp, quiet)
+    with tempfile.TemporaryDirectory(prefix='.checkpoints-download-', dir=base) as tmp:
+        files = Path(tmp) / 'files'
+        _get_checkpoint_files(url, files, quiet)
         for stage, target in todo.items():
-            found = sorted((tmp / 'extracted').rglob(target.name))
+            found = sorted(files.rglob(target.name))
             if not found:
-                names = sorted(p.name for p in (tmp / 'extracted').rglob('*') if p.is_file())[:10]
+                names = sorted(p.name for p in files.rglob('*') if p.is_file())[:10]
                 raise DownloadFailed(f'the download has no {target.name} (found: '
                                      f'{", ".join(names) or "no files"})')
             verify_checkpoint(found[0], stage)
             target.parent.mkdir(parents=True, exist_ok=True)
-            if target.exists():
-                _set_aside(target)
-            os.replace(found[0], target)
+            _move_in(found[0], target)
             print(f'placed {target} (verified: loads as the {stage} network)')
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if made_base and not any(base.iterdir()):
-            base.rmdir()  # a failed first download leaves no empty folder
 
 
 # ----------------------------------------------------------------------------------------
@@ -493,18 +456,18 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0, help='--sample: random seed (same seed, same files)')
     parser.add_argument('--dataroot', default='data', help='dataset folder (default: data)')
     parser.add_argument('--force', action='store_true',
-                        help='redo finished steps; data in the way that this script did not write is '
-                             'renamed to <name>.old, never deleted')
+                        help='redo finished steps; data in the way (but a sample set) is renamed to '
+                             '<name>.old, never deleted')
     parser.add_argument('--url', default=DATA_URL,
                         help='where viton_resize.tar.gz comes from: URL or Google Drive file id '
                              '(default: the original Drive file)')
-    parser.add_argument('--pairs-url', default=PAIRS_URL,
+    parser.add_argument('--pairs_url', '--pairs-url', default=PAIRS_URL,
                         help="the original test_pairs.txt (default: the cp-vton repository's)")
     parser.add_argument('--checkpoints', action='store_true',
                         help='download the published GMM and TOM checkpoints to '
                              '<checkpoint_dir>/{gmm,tom}_train_new/{gmm,tom}_final.pth and verify them '
                              '(only the checkpoints, unless --sample is given too)')
-    parser.add_argument('--checkpoints-url', default=CHECKPOINTS_URL,
+    parser.add_argument('--checkpoints_url', '--checkpoints-url', default=CHECKPOINTS_URL,
                         help='where the checkpoints come from: a zip/tar URL, a Google Drive file or '
                              'folder URL or id, or a local zip/tar or folder (default: the original '
                              'Drive link)')

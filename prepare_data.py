@@ -20,21 +20,21 @@ Every pair gets its own id N (person N_0.jpg, cloth N_1.jpg; a photo used in sev
 written once per pair) because test.py saves GMM results under the cloth name and TOM
 results under the person name: a name shared by two pairs would overwrite results.
 All inputs are checked before anything is written; the split is written to a temporary
-folder beside --out and moved into place only when complete.
+folder beside --out and moved into place only when complete. An --out that is not empty is
+replaced only with --force, which keeps it as `<out>.old`.
 """
 import argparse
 import json
 import os
 import os.path as osp
-import shutil
 import sys
 
 import numpy as np
 from PIL import Image, ImageOps
 
+import atomic
 import cp_dataset
 import sample_data
-from visualization import LIP_PALETTE
 
 WIDTH, HEIGHT = 192, 256
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
@@ -44,8 +44,8 @@ MAX_UNKNOWN_COLOURS = 5  # unknown parse colours listed in an error message
 # Colour-coded parses are decoded with the first palette that explains every colour: the LIP
 # colours of LIP_JPPNet / CIHP_PGN visualisations, then the PASCAL VOC colour map that SCHP
 # (and the sample dataset's parse PNGs) use.
-PALETTES = {'LIP': LIP_PALETTE,
-            'PASCAL/SCHP': np.reshape(sample_data.lip_palette(), (-1, 3))[:20].tolist()}
+PALETTES = {'LIP': cp_dataset.LIP_PALETTE,
+            'PASCAL/SCHP': np.reshape(sample_data.voc_palette(), (-1, 3))[:20].tolist()}
 
 
 class PrepareError(ValueError):
@@ -157,7 +157,7 @@ def read_parse(path):
 
 
 def read_keypoints(path, person_index):
-    """OpenPose JSON -> [18, 3] COCO-18 keypoints of its person (see --person-index).
+    """OpenPose JSON -> [18, 3] COCO-18 keypoints of its person (see --person_index).
 
     A single person is read by cp_dataset.read_pose (which also maps BODY_25 to COCO-18).
     """
@@ -172,9 +172,9 @@ def read_keypoints(path, person_index):
         return cp_dataset.read_pose(path)
     if person_index is None:
         raise PrepareError(f'{path}: {len(people)} persons in the pose file; choose one with '
-                           '--person-index (0 = the first)')
+                           '--person_index (0 = the first)')
     if person_index >= len(people):
-        raise PrepareError(f'{path}: --person-index {person_index}, but the file has only '
+        raise PrepareError(f'{path}: --person_index {person_index}, but the file has only '
                            f'{len(people)} persons')
     # read_pose reads people[0]; the chosen person is mapped the same way here.
     person = people[person_index]
@@ -204,7 +204,7 @@ def fit_person(image, labels, points, paths):
         raise PrepareError(f'{pose_path}: keypoints lie outside the {image.width}x{image.height} '
                            f'photo {image_path}: is this the pose of another image size?')
     parse = fit_image(Image.fromarray(labels, 'L'), 0, labels=True).convert('P')
-    parse.putpalette(sample_data.lip_palette())  # the palette of the dataset's parse PNGs
+    parse.putpalette(sample_data.voc_palette())  # the palette of the dataset's parse PNGs
     return (fit_image(image, border_median(image)), parse,
             fit_keypoints(points, image.size))
 
@@ -258,7 +258,7 @@ def find_file(folder, candidates, what, owner, problems):
     return None
 
 
-def read_pairs(path, persons, cloths, problems):
+def read_user_pairs(path, persons, cloths, problems):
     """A pairs file of original names ('<person> <cloth>', file names or stems) -> stem pairs."""
     try:
         with open(path) as f:
@@ -315,7 +315,7 @@ def convert_inputs(opt):
     problems = []
     person_files = list_images(opt.persons, 'person', problems)
     cloth_files = list_images(opt.cloths, 'cloth', problems)
-    pairs = (read_pairs(opt.pairs, person_files, cloth_files, problems) if opt.pairs
+    pairs = (read_user_pairs(opt.pairs, person_files, cloth_files, problems) if opt.pairs
              else default_pairs(person_files, cloth_files))
     persons, cloths = {}, {}
     for stem in dict.fromkeys(person for person, _ in pairs):
@@ -344,51 +344,27 @@ def convert_inputs(opt):
 # ----------------------------------------------------------------------------- output
 
 def write_split(root, pairs, persons, cloths):
-    """Write test/{image,image-parse,pose,cloth,cloth-mask}, test_pairs.txt and name_map.txt."""
+    """Write the test split (cp_dataset's layout), test_pairs.txt and name_map.txt into `root`."""
     split = osp.join(root, 'test')
-    for folder in ('image', 'image-parse', 'pose', 'cloth', 'cloth-mask'):
+    for folder in cp_dataset.INPUT_FOLDERS:
         os.makedirs(osp.join(split, folder))
-    pair_lines, map_lines = [], []
+    names, map_lines = [], []
     for index, (person, cloth) in enumerate(pairs):
         person_name, cloth_name = f'{index:06d}_0.jpg', f'{index:06d}_1.jpg'
+        paths = cp_dataset.pair_paths(split, person_name, cloth_name)
         image, parse, points = persons[person]
-        image.save(osp.join(split, 'image', person_name), **sample_data.JPEG_OPTIONS)
-        parse.save(osp.join(split, 'image-parse', person_name.replace('.jpg', '.png')))
-        with open(osp.join(split, 'pose', person_name.replace('.jpg', '_keypoints.json')), 'w') as f:
+        image.save(paths['image'], **sample_data.JPEG_OPTIONS)
+        parse.save(paths['parse'])
+        with open(paths['pose'], 'w') as f:
             f.write(pose_json(points))
         cloth_image, mask = cloths[cloth]
-        cloth_image.save(osp.join(split, 'cloth', cloth_name), **sample_data.JPEG_OPTIONS)
-        mask.save(osp.join(split, 'cloth-mask', cloth_name), **sample_data.JPEG_OPTIONS)
-        pair_lines.append(f'{person_name} {cloth_name}\n')
+        cloth_image.save(paths['cloth'], **sample_data.JPEG_OPTIONS)
+        mask.save(paths['cloth_mask'], **sample_data.JPEG_OPTIONS)
+        names.append((person_name, cloth_name))
         map_lines += [f'{person_name} {person}\n', f'{cloth_name} {cloth}\n']
-    with open(osp.join(root, 'test_pairs.txt'), 'w') as f:
-        f.writelines(pair_lines)
+    cp_dataset.write_pairs(osp.join(root, 'test_pairs.txt'), names)
     with open(osp.join(root, 'name_map.txt'), 'w') as f:
         f.writelines(map_lines)
-
-
-def publish(out, write):
-    """Call write(folder) on a temporary folder beside `out`, then move it into place.
-
-    An existing `out` (empty, or replaced with --force) is swapped out only once the new
-    folder is complete; on any error the temporary folder is removed.
-    """
-    out = osp.abspath(out)
-    os.makedirs(osp.dirname(out), exist_ok=True)
-    temporary = osp.join(osp.dirname(out), f'.{osp.basename(out)}.tmp-{os.getpid()}')
-    os.mkdir(temporary)
-    try:
-        write(temporary)
-        if osp.exists(out):
-            old = temporary + '-old'
-            os.rename(out, old)
-            os.rename(temporary, out)
-            shutil.rmtree(old)
-        else:
-            os.rename(temporary, out)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
 
 
 # ----------------------------------------------------------------------------- main
@@ -426,49 +402,71 @@ def parse_options(argv=None):
                         help="pairs file '<person> <cloth>' per line, original file names or stems "
                              '(default: persons and cloths in sorted order side by side, the shorter '
                              'list repeated)')
-    parser.add_argument('--cloth-masks', default=None, metavar='DIR',
+    parser.add_argument('--cloth_masks', '--cloth-masks', default=None, metavar='DIR',
                         help='folder of cloth masks <stem>.png or <stem>.jpg, white = garment '
                              '(default: made from the cloth photo, as in the original dataset)')
-    parser.add_argument('--mask-threshold', type=int, default=250, metavar='N',
+    parser.add_argument('--mask_threshold', '--mask-threshold', type=int, default=250, metavar='N',
                         help='made masks: pixels with R, G and B all above this are background '
                              '(default 250, as the original dataset)')
-    parser.add_argument('--person-index', type=int, default=None, metavar='I',
+    parser.add_argument('--person_index', '--person-index', type=int, default=None, metavar='I',
                         help='which person to take from pose files that hold several (0 = first); '
                              'without it such files are reported')
-    parser.add_argument('--force', action='store_true', help='replace --out if it exists and is not empty')
+    parser.add_argument('--force', action='store_true',
+                        help='replace --out if it exists and is not empty; the previous one is kept, '
+                             'renamed to <out>.old (refused while that name is taken)')
     opt = parser.parse_args(argv)
     if not 0 <= opt.mask_threshold <= 255:
-        parser.error('--mask-threshold must be in 0..255')
+        parser.error('--mask_threshold must be in 0..255')
     if opt.person_index is not None and opt.person_index < 0:
-        parser.error('--person-index must not be negative')
+        parser.error('--person_index must not be negative')
     return opt
+
+
+def previous_out(out, force):
+    """Where --force keeps the previous non-empty `out` (None if there is none to keep), or
+    raise PrepareError when `out` must not be replaced."""
+    if osp.exists(out) and not osp.isdir(out):
+        raise PrepareError(f'{out} exists and is not a folder')
+    if not osp.isdir(out) or not os.listdir(out):
+        return None
+    if not force:
+        raise PrepareError(f'{out} exists and is not empty; pass --force to replace it '
+                           f'(it is kept as {out}.old)')
+    if osp.lexists(f'{out}.old'):
+        raise PrepareError(f'{out}.old exists (kept by an earlier --force): delete or move it, '
+                           f'then run again')
+    return f'{out}.old'
+
+
+def report(problems, headline):
+    """Print `headline` and the problems to stderr; 1 if there are any, else 0."""
+    if problems:
+        print(headline.format(plural(len(problems), 'problem')), file=sys.stderr)
+        for problem in problems:
+            print(f'  {problem}', file=sys.stderr)
+    return 1 if problems else 0
 
 
 def main(argv=None):
     opt = parse_options(argv)
-    if osp.exists(opt.out) and not osp.isdir(opt.out):
-        print(f'error: {opt.out} exists and is not a folder', file=sys.stderr)
-        return 1
-    if osp.isdir(opt.out) and os.listdir(opt.out) and not opt.force:
-        print(f'error: {opt.out} exists and is not empty; pass --force to replace it', file=sys.stderr)
+    try:
+        keep_old = previous_out(opt.out, opt.force)
+    except PrepareError as err:
+        print(f'error: {err}', file=sys.stderr)
         return 1
     pairs, persons, cloths, problems = convert_inputs(opt)
-    if problems:
-        print(f'{plural(len(problems), "problem")} found; nothing was written:', file=sys.stderr)
-        for problem in problems:
-            print(f'  {problem}', file=sys.stderr)
+    if report(problems, '{} found; nothing was written:'):
         return 1
-    publish(opt.out, lambda root: write_split(root, pairs, persons, cloths))
+    with atomic.writing_dir(opt.out, keep_old=keep_old) as root:
+        write_split(root, pairs, persons, cloths)
+    if keep_old:
+        print(f'Moved the previous {opt.out} aside to {keep_old}')
     print(f'Wrote {plural(len(pairs), "pair")} ({plural(len(persons), "person photo")}, '
           f'{plural(len(cloths), "cloth photo")}) to {opt.out}')
 
-    check = argparse.Namespace(dataroot=opt.out, datamode='test', data_list='test_pairs.txt',
-                               stage='GMM', fine_width=WIDTH, fine_height=HEIGHT, radius=5)
-    problems = cp_dataset.check_dataset(check)
-    if problems:
-        print(f'The dataset check found {plural(len(problems), "problem")}:', file=sys.stderr)
-        for problem in problems:
-            print(f'  {problem}', file=sys.stderr)
+    problems = cp_dataset.check_dataset(dataroot=opt.out, datamode='test', data_list='test_pairs.txt',
+                                        fine_width=WIDTH, fine_height=HEIGHT)
+    if report(problems, 'The dataset check found {}:'):
         return 1
     print(f'Dataset check passed.\n{next_steps(opt.out)}')
     return 0

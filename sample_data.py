@@ -12,73 +12,54 @@
     root/{train,test}/cloth-mask/NNNNNN_1.jpg          its mask (mode L)
     root/.sample_dataset        marker: parameters and the list of files written
 
-Train ids are 000000, 000001, ...; test ids 100000, 100001, ...
+Train ids are 000000, 000001, ...; test ids 100000, 100001, ... The usual entry is
+`python data_download.py --sample`, which also guards existing data.
 
-What is drawn. Each person is a flat-coloured figure on a light background: hair and face
-(eyes, brows, mouth), neck, a torso wearing the garment, two arms (hanging at varied
-angles, a hand on the hip, or a forearm in front of the torso), pants / shorts / a skirt,
-legs (and shoes when the ankles are in the frame). Body proportions, position, lean and
-the colours of skin, hair and clothes vary. Each garment is a flat-lay product image:
-short-sleeved, long-sleeved or sleeveless, round or V neck, solid, striped, checked,
-dotted, or with a printed logo or text; it fills the product image (centred, large) the
-way VITON's product photos do.
-Person and product images are softened by a Gaussian blur of SOFTNESS (1) pixel, as a
-photo's optics and downsampling would, instead of PIL's hard, aliased polygon edges.
+A person is a flat-coloured figure on a light background (hair, face, neck, the garment, arms
+hanging, on the hip or across the torso, pants / shorts / a skirt, legs) of varied proportions,
+pose and colours. A garment is a flat-lay product image, large and centred like VITON's: short,
+long or no sleeves, round or V neck, solid, striped, checked, dotted or with a logo or text.
+Images get a Gaussian blur of SOFTNESS pixels, as photos do. The worn garment is the product
+image warped by a thin-plate spline through landmarks placed by the body (shoulder seams on the
+shoulders, hem over the hips, sleeves along the upper arms): body pixels -> product pixels,
+like GMM's sampling grid. The unwarped product mask overlaps the worn garment with IoU ~0.5.
 
-The worn garment is the product image deformed by a smooth, pose-dependent warp: a
-thin-plate spline through landmarks (neckline, shoulder line, armpits, sides, hem, sleeve
-edges and an interior grid) placed by the body: the shoulder seams go to the shoulders,
-the chest onto the torso, the hem over the hips (their sway, tilt and width), and the
-sleeves are laid along the upper arms. The spline maps body pixels to product-image
-pixels, the form of GMM's sampling grid, so GMM can learn it from the person
-representation (shape, head, pose) and the cloth. In the product image the garment is
-large and centred; on the body it is smaller and moves with the pose: the mask overlap
-(IoU) of the unwarped product mask with the worn garment is about 0.5.
+Parses hold the LIP ids as drawn, so parse and image agree pixel for pixel: 2 hair, 13 face
+(also the neck and the neckline's skin), 5 upper-clothes (7 coat, 6 dress), 9 pants, 12 skirt,
+14 / 15 left / right arm (also the skin beside a sleeveless garment), 16 / 17 legs, 18 / 19
+shoes; "left" is the person's left, the image's right. The ankles are mostly below the frame
+(shoes and ankle keypoints are rare); ear keypoints are sometimes missing.
 
-Labels (LIP ids, written exactly as drawn, so the parse and the image agree pixel for
-pixel): 2 hair, 13 face, 5 upper-clothes (7 coat for some long-sleeved garments, 6 dress
-for long dresses), 9 pants, 12 skirt, 14 left arm, 15 right arm, 16 left leg, 17 right leg,
-18 left shoe, 19 right shoe; "left" is the person's left, i.e. the right of the image.
-LIP has no neck or torso-skin label: the neck and the skin showing in the neckline are
-labelled 13 (face), skin showing beside a sleeveless garment's straps is labelled as the
-arm on that side. The worn-garment label region is exactly where the garment is visible:
-arms hanging beside a loose garment and forearms in front of the torso cover it in both
-the image and the parse. The ankles are mostly below the frame (VITON-like framing), so
-shoes are rare and ankle keypoints mostly missing; ears are sometimes missing too.
+Cloth masks are made as in the original data (convert_data.m): R, G and B all <= MASK_WHITE in
+the saved JPEG, holes filled, a 3x3 median filter; garment colours stay <= GARMENT_MAX.
 
-Cloth masks are made as in the original data (convert_data.m): pixels whose R, G and B
-are all <= 250 in the saved JPEG are garment, then hole filling and a 3x3 median filter.
-Garment colours never exceed 230 in any channel, so no garment pixel reads as background.
-
-Same seed -> same bytes: every person draws from its own numpy Generator seeded by
-(seed, id), JPEGs are written with fixed settings, nothing depends on time.
-
-Run `python sample_data.py --help`; `python data_download.py --sample` is the usual entry.
+Same seed, same bytes: each person draws from its own numpy Generator seeded by (seed, id).
 """
-import argparse
+import contextlib
 import io
 import json
-import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
+import cp_dataset
+
 HEIGHT, WIDTH = 256, 192
+CX = WIDTH / 2
 PIXELS = np.stack(np.mgrid[:HEIGHT, :WIDTH][::-1], -1).astype(float)  # (x, y) of every pixel
 TRAIN_ID0, TEST_ID0 = 0, 100000
-# The default size: 256 train persons (a GMM trained on 64 generalises clearly worse: README,
-# Results), 64 test persons (on 16, the standard error of the mean try-on SSIM was 0.013, too
-# wide to judge a 0.01 difference by; on 64 it is about 0.005). Persons are drawn by id, so a
-# smaller test split is the start of a larger one (the 16 of earlier stops are the first 16).
+# 256 train persons: a GMM trained on 64 generalises clearly worse. 64 test persons: the
+# standard error of the mean try-on SSIM is then about 0.005. Persons are drawn by id, so a
+# smaller split is the start of a larger one.
 N_TRAIN, N_TEST = 256, 64
 MARKER = '.sample_dataset'
-SUBDIRS = ('image', 'image-parse', 'pose', 'cloth', 'cloth-mask')
 JPEG_OPTIONS = dict(quality=95, subsampling=0, optimize=False)
-# Photos are band-limited (lens, downsampling): the drawn images get a slight Gaussian blur
-# (sigma in pixels) instead of PIL's aliased, hard polygon edges.
-SOFTNESS = 1.0
+SOFTNESS = 1.0  # sigma (pixels) of the blur that band-limits drawn images like a photo's optics
+MASK_WHITE = 250  # the original cloth masks: garment where R, G and B are all <= this
+GARMENT_MAX = 230  # garment colours stay below the mask threshold, even after JPEG
 
 # LIP label ids (see cp_dataset.LIP_LABELS).
 HAIR, UPPER, DRESS, COAT, PANTS, SKIRT, FACE = 2, 5, 6, 7, 9, 12, 13
@@ -93,9 +74,23 @@ KEYPOINTS = ('nose', 'neck', 'r_shoulder', 'r_elbow', 'r_wrist', 'l_shoulder', '
              'l_wrist', 'r_hip', 'r_knee', 'r_ankle', 'l_hip', 'l_knee', 'l_ankle',
              'r_eye', 'l_eye', 'r_ear', 'l_ear')
 
+# Body proportions at scale 1, in pixels: half the shoulder width, neck to hips, half the head
+# height, and the limbs joint to joint.
+SHOULDER_HALF, TORSO_LEN, HEAD_RY = 33, 100, 20
+UPPER_ARM, FOREARM, THIGH, SHIN = 48, 44, 58, 55
 # Product-image height that corresponds to the wearer's neck-to-hip length (a garment's
 # shoulder seams go to the wearer's shoulders).
 PRODUCT_TORSO = 132.0
+
+# How often each kind is drawn.
+SLEEVE_KINDS = {'short': 0.45, 'long': 0.25, 'none': 0.3}
+PATTERNS = {'solid': 0.25, 'stripes': 0.18, 'vstripes': 0.1, 'checks': 0.15, 'dots': 0.12, 'logo': 0.2}
+ARM_MODES = {'down': 0.68, 'front': 0.17, 'hip': 0.15}  # hanging, forearm across, hand on hip
+HAIR_STYLES = {'short': 0.45, 'long': 0.35, 'bob': 0.2}
+BOTTOMS = {'pants': 0.55, 'shorts': 0.2, 'skirt': 0.25}
+DRESS_P, COAT_P = 0.12, 0.35  # a garment without long sleeves is a dress; a long-sleeved one a coat
+V_NECK_P = 0.3
+HIDDEN_EAR_P = 0.25  # an ear keypoint is left out, as OpenPose often misses ears
 
 SKIN = np.array([(243, 212, 189), (232, 190, 160), (214, 168, 132), (190, 144, 108),
                  (152, 108, 78), (112, 78, 58)], float)
@@ -105,18 +100,17 @@ BOTTOM_COLOURS = np.array([(42, 52, 82), (34, 34, 38), (72, 72, 78), (62, 86, 12
                            (148, 134, 102), (86, 92, 62), (104, 44, 50)], float)
 
 
-def lip_palette():
-    """The PASCAL-VOC colour map that LIP / VITON parse PNGs use (768 values)."""
-    palette = []
-    for label in range(256):
-        r = g = b = 0
-        for bit in range(8):
-            r |= ((label >> 0) & 1) << (7 - bit)
-            g |= ((label >> 1) & 1) << (7 - bit)
-            b |= ((label >> 2) & 1) << (7 - bit)
-            label >>= 3
-        palette += [r, g, b]
-    return palette
+def voc_palette():
+    """The PASCAL VOC colour map (768 values): the palette that the parse PNGs carry, as
+    LIP's and VITON's do. It is not the LIP colours that the project draws parses in
+    (cp_dataset.LIP_PALETTE); a label's value, not its palette colour, is what counts."""
+    return [sum(((label >> (3 * bit + channel)) & 1) << (7 - bit) for bit in range(8))
+            for label in range(256) for channel in range(3)]
+
+
+def _pick(rng, weights):
+    """One key of `weights` (a dict key -> probability)."""
+    return rng.choice(list(weights), p=list(weights.values()))
 
 
 # ----------------------------------------------------------------------------------------
@@ -151,20 +145,15 @@ def _bezier(p0, p1, p2, n=8):
     return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t ** 2 * p2
 
 
-class Canvas:
-    """Boolean masks of filled polygons and circles, drawn with PIL on the 192x256 grid."""
-
-    def __init__(self, size=(WIDTH, HEIGHT)):
-        self.size = size
-
-    def mask(self, polygons=(), circles=()):
-        image = Image.new('L', self.size, 0)
-        draw = ImageDraw.Draw(image)
-        for polygon in polygons:
-            draw.polygon([tuple(p) for p in np.asarray(polygon, float)], fill=255)
-        for (x, y), r in circles:
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
-        return np.array(image) > 0
+def _fill(polygons=(), circles=()):
+    """Boolean [H, W] mask of filled polygons and circles ((centre, radius) pairs), drawn by PIL."""
+    image = Image.new('L', (WIDTH, HEIGHT), 0)
+    draw = ImageDraw.Draw(image)
+    for polygon in polygons:
+        draw.polygon([tuple(p) for p in np.asarray(polygon, float)], fill=255)
+    for (x, y), r in circles:
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
+    return np.array(image) > 0
 
 
 # ----------------------------------------------------------------------------------------
@@ -174,7 +163,7 @@ def _tps_kernel(d2):
     return np.where(d2 > 0, d2 * np.log(np.maximum(d2, 1e-12)), 0.0)
 
 
-def tps_map(source, target, points, scale=100.0):
+def tps_map(source, target, points, scale=100.0, smoothing=5e-2):
     """Thin-plate spline from `source[i]` to `target[i]` (N, 2), evaluated at `points` (M, 2).
 
     Slightly smoothed (not exactly interpolating), which keeps it from folding between
@@ -184,7 +173,7 @@ def tps_map(source, target, points, scale=100.0):
     n = len(source)
     system = np.zeros((n + 3, n + 3))
     system[:n, :n] = _tps_kernel(((source[:, None] - source[None]) ** 2).sum(-1))
-    system[:n, :n] += 5e-2 * np.eye(n)
+    system[:n, :n] += smoothing * np.eye(n)
     affine = np.hstack([np.ones((n, 1)), source])
     system[:n, n:], system[n:, :n] = affine, affine.T
     rhs = np.zeros((n + 3, 2))
@@ -199,13 +188,13 @@ def tps_map(source, target, points, scale=100.0):
 # The in-shop garment
 
 def _garment_colour(rng, value=(0.35, 0.9)):
-    """A saturated-enough colour whose brightest channel stays <= 230 (never near-white)."""
+    """A saturated-enough colour whose brightest channel stays <= GARMENT_MAX."""
     hue, sat, val = rng.uniform(0, 1), rng.uniform(0.3, 0.9), rng.uniform(*value)
     h6 = hue * 6
     c = val * sat
     x = c * (1 - abs(h6 % 2 - 1))
     rgb = [(c, x, 0), (x, c, 0), (0, c, x), (0, x, c), (x, 0, c), (c, 0, x)][int(h6) % 6]
-    return np.clip((np.array(rgb) + val - c) * 255, 0, 230)
+    return np.clip((np.array(rgb) + val - c) * 255, 0, GARMENT_MAX)
 
 
 def _luma(rgb):
@@ -220,11 +209,10 @@ def _texture(rng, garment):
         if abs(_luma(other) - _luma(base)) > 70:
             break
     else:
-        other = base * 0.35 if _luma(base) > 100 else np.minimum(base + 120, 230)
-    y, x = np.mgrid[:HEIGHT, :WIDTH].astype(float)
+        other = base * 0.35 if _luma(base) > 100 else np.minimum(base + 120, GARMENT_MAX)
     pattern = garment['pattern']
-    texture = np.empty((HEIGHT, WIDTH, 3))
-    texture[:] = base
+    y, x = np.mgrid[:HEIGHT, :WIDTH].astype(float)
+    texture = np.full((HEIGHT, WIDTH, 3), base, float)
     if pattern in ('stripes', 'vstripes'):
         period = rng.uniform(18, 28)
         coord = y if pattern == 'stripes' else x
@@ -244,26 +232,83 @@ def _texture(rng, garment):
         texture[dx ** 2 + dy ** 2 <= radius ** 2] = other
     image = Image.fromarray(texture.astype(np.uint8))
     if pattern == 'logo':
-        draw = ImageDraw.Draw(image)
-        cx, cy = WIDTH / 2, garment['top'] + rng.uniform(45, 65)
-        colour = tuple(int(v) for v in other)
-        if rng.random() < 0.5:
-            text = ''.join(rng.choice(list('ABCDEFGHKMNPRSTVXZ'), int(rng.integers(2, 5))))
-            font = ImageFont.load_default(size=int(rng.integers(20, 27)))
-            draw.text((cx, cy), text, fill=colour, font=font, anchor='mm')
-        else:
-            r = rng.uniform(13, 19)
-            shape = rng.integers(3)
-            if shape == 0:
-                draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
-            elif shape == 1:
-                draw.rectangle((cx - r, cy - 0.7 * r, cx + r, cy + 0.7 * r), fill=colour)
-            else:
-                angles = -np.pi / 2 + np.arange(10) * np.pi / 5
-                radii = np.where(np.arange(10) % 2, 0.45 * r, r)
-                draw.polygon([(cx + q * np.cos(a), cy + q * np.sin(a))
-                              for a, q in zip(angles, radii)], fill=colour)
+        _draw_logo(rng, image, garment['top'], tuple(int(v) for v in other))
     return np.array(image)
+
+
+def _draw_logo(rng, image, top, colour):
+    """A few letters, a disc, a rectangle or a star on the chest of the product image."""
+    draw = ImageDraw.Draw(image)
+    cx, cy = CX, top + rng.uniform(45, 65)
+    if rng.random() < 0.5:
+        text = ''.join(rng.choice(list('ABCDEFGHKMNPRSTVXZ'), int(rng.integers(2, 5))))
+        font = ImageFont.load_default(size=int(rng.integers(20, 27)))
+        draw.text((cx, cy), text, fill=colour, font=font, anchor='mm')
+        return
+    r = rng.uniform(13, 19)
+    shape = rng.integers(3)
+    if shape == 0:
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+    elif shape == 1:
+        draw.rectangle((cx - r, cy - 0.7 * r, cx + r, cy + 0.7 * r), fill=colour)
+    else:
+        angles = -np.pi / 2 + np.arange(10) * np.pi / 5
+        radii = np.where(np.arange(10) % 2, 0.45 * r, r)
+        draw.polygon([(cx + q * np.cos(a), cy + q * np.sin(a)) for a, q in zip(angles, radii)],
+                     fill=colour)
+
+
+def _garment_measures(rng, sleeves):
+    """The drawn sizes of a garment, in product-image pixels (x half widths from the centre)."""
+    m = SimpleNamespace(sleeves=_pick(rng, SLEEVE_KINDS) if sleeves is None else sleeves)
+    m.dress = m.sleeves != 'long' and rng.random() < DRESS_P
+    m.label = DRESS if m.dress else (COAT if m.sleeves == 'long' and rng.random() < COAT_P else UPPER)
+    m.top = rng.uniform(26, 34)  # y of the neckline's ends, the garment's top
+    m.shoulder = rng.uniform(41, 46) if m.sleeves == 'long' else rng.uniform(42, 50)
+    m.chest = m.shoulder * rng.uniform(0.92, 1.0)
+    m.waist = m.chest * rng.uniform(0.9, 1.0)
+    m.hem = m.chest * rng.uniform(0.92, 1.08)
+    m.hem_y = m.top + (rng.uniform(195, 210) if m.dress else rng.uniform(145, 170))
+    m.neck = rng.uniform(15, 21)
+    m.v_neck = rng.random() < V_NECK_P
+    m.depth = rng.uniform(20, 30) if m.v_neck else rng.uniform(8, 15)  # of the neckline
+    m.drop = rng.uniform(6, 10)  # of the shoulder seams below the neckline's ends
+    m.armpit_y = m.top + rng.uniform(48, 58)
+    return m
+
+
+def _garment_side(rng, m, side):
+    """One side's outline from the shoulder to the hem, and its sleeve [shoulder, armpit,
+    outer end, inner end] (None for a sleeveless garment)."""
+    s_pt = np.array([CX + side * m.shoulder, m.top + m.drop])
+    a_pt = np.array([CX + side * m.chest, m.armpit_y])
+    lower = [np.array([CX + side * m.waist, (m.armpit_y + m.hem_y) / 2]),
+             np.array([CX + side * m.hem, m.hem_y])]
+    if m.sleeves == 'none':
+        strap = np.array([CX + side * (m.neck + rng.uniform(11, 16)), m.top + 0.4 * m.drop])
+        armhole = _bezier(strap, np.array([CX + side * (m.neck + 14), m.armpit_y - 8]), a_pt)
+        return [strap, *armhole[1:], *lower], None
+    if m.sleeves == 'short':
+        angle, reach, half = rng.uniform(0.45, 0.7), rng.uniform(34, 44), rng.uniform(14, 17)
+    else:
+        angle, reach, half = rng.uniform(0.22, 0.32), rng.uniform(105, 118), rng.uniform(10, 13)
+    axis = np.array([side * np.sin(angle), np.cos(angle)])
+    across = side * np.array([axis[1], -axis[0]])  # away from the armpit
+    end = (s_pt + a_pt) / 2 + reach * axis
+    sleeve = np.array([s_pt, a_pt, end + half * across, end - half * across])
+    return [s_pt, *sleeve[2:], a_pt, *lower], sleeve
+
+
+def _torso_points(outline, sleeve_ends):
+    """The outline's vertices except the sleeve ends, with extra points about every 12 px
+    along its edges (except those that run to a sleeve end): they move with the torso."""
+    is_end = np.array([any((p == q).all() for q in sleeve_ends) for p in outline])
+    torso = []
+    for i in np.flatnonzero(~is_end):
+        j = (i + 1) % len(outline)
+        steps = 1 if is_end[j] else max(1, int(np.linalg.norm(outline[j] - outline[i]) // 12))
+        torso += [outline[i] + (outline[j] - outline[i]) * f for f in np.arange(steps) / steps]
+    return np.array(torso)
 
 
 def random_garment(rng, sleeves=None):
@@ -275,77 +320,39 @@ def random_garment(rng, sleeves=None):
     outer end, inner end]. `shoulder` is the half width between the shoulder seams and
     `scale` < 1 if the garment was shrunk to fit the frame.
     """
-    if sleeves is None:
-        sleeves = rng.choice(['short', 'long', 'none'], p=[0.45, 0.25, 0.3])
-    dress = sleeves != 'long' and rng.random() < 0.12
-    label = DRESS if dress else (COAT if sleeves == 'long' and rng.random() < 0.35 else UPPER)
-    cx, top = WIDTH / 2, rng.uniform(26, 34)
-    shoulder = rng.uniform(41, 46) if sleeves == 'long' else rng.uniform(42, 50)
-    chest = shoulder * rng.uniform(0.92, 1.0)
-    waist = chest * rng.uniform(0.9, 1.0)
-    hem = chest * rng.uniform(0.92, 1.08)
-    hem_y = top + (rng.uniform(195, 210) if dress else rng.uniform(145, 170))
-    neck = rng.uniform(15, 21)
-    v_neck = rng.random() < 0.3
-    depth = rng.uniform(20, 30) if v_neck else rng.uniform(8, 15)
-    drop = rng.uniform(6, 10)
-    armpit_y = top + rng.uniform(48, 58)
-
+    m = _garment_measures(rng, sleeves)
     points, sides = {}, {}
     for side in (-1, 1):
-        s_pt = np.array([cx + side * shoulder, top + drop])
-        a_pt = np.array([cx + side * chest, armpit_y])
-        lower = [np.array([cx + side * waist, (armpit_y + hem_y) / 2]), np.array([cx + side * hem, hem_y])]
-        if sleeves == 'none':
-            strap = np.array([cx + side * (neck + rng.uniform(11, 16)), top + 0.4 * drop])
-            armhole = _bezier(strap, np.array([cx + side * (neck + 14), armpit_y - 8]), a_pt)
-            sides[side] = [strap, *armhole[1:], *lower]
-            continue
-        if sleeves == 'short':
-            angle, reach, half = rng.uniform(0.45, 0.7), rng.uniform(34, 44), rng.uniform(14, 17)
-        else:
-            angle, reach, half = rng.uniform(0.22, 0.32), rng.uniform(105, 118), rng.uniform(10, 13)
-        axis = np.array([side * np.sin(angle), np.cos(angle)])
-        across = side * np.array([axis[1], -axis[0]])  # away from the armpit
-        end = (s_pt + a_pt) / 2 + reach * axis
-        points[f'sleeve{side}'] = np.array([s_pt, a_pt, end + half * across, end - half * across])
-        sides[side] = [s_pt, *points[f'sleeve{side}'][2:], a_pt, *lower]
-    if v_neck:
-        neckline = np.array([[cx + neck, top], [cx, top + depth], [cx - neck, top]])
+        sides[side], sleeve = _garment_side(rng, m, side)
+        if sleeve is not None:
+            points[f'sleeve{side}'] = sleeve
+    if m.v_neck:
+        neckline = np.array([[CX + m.neck, m.top], [CX, m.top + m.depth], [CX - m.neck, m.top]])
     else:
-        neckline = _ellipse((cx, top), neck, depth, n=13, start=0, stop=np.pi)
-    outline = np.array([(cx - neck, top), *sides[-1], *sides[1][::-1], (cx + neck, top), *neckline[1:-1]])
-    # torso landmarks: the outline without the sleeve ends, with extra points along its edges
-    is_end = np.array([any((p == q).all() for s in (-1, 1) if f'sleeve{s}' in points
-                           for q in points[f'sleeve{s}'][2:]) for p in outline])
-    torso = []
-    for i in np.flatnonzero(~is_end):
-        j = (i + 1) % len(outline)
-        steps = 1 if is_end[j] else max(1, int(np.linalg.norm(outline[j] - outline[i]) // 12))
-        torso += [outline[i] + (outline[j] - outline[i]) * f for f in np.arange(steps) / steps]
-    points['torso'] = np.array(torso)
-    points['outline'], points['neckline'] = outline, neckline
-    points['armpits'] = np.array([[cx - chest, armpit_y], [cx + chest, armpit_y]])
-    xs = cx + chest * np.linspace(-0.7, 0.7, 4)
-    ys = np.linspace(top + depth + 12, hem_y - 8, 5)
-    points['interior'] = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
-
-    # shrink about the top centre if a sleeve or the hem would leave the frame
-    over = max(1.0, np.abs(outline[:, 0] - cx).max() / (cx - 5), outline[:, 1].max() / (HEIGHT - 5))
-    anchor = np.array([cx, top])
-    points = {k: anchor + (v - anchor) / over for k, v in points.items()}
-    garment = dict(sleeves=sleeves, label=label, dress=dress, top=top, points=points,
-                   shoulder=shoulder / over, chest=chest / over, armpit_v=(armpit_y - top - 2) / over,
-                   scale=1 / over,
-                   pattern=rng.choice(['solid', 'stripes', 'vstripes', 'checks', 'dots', 'logo'],
-                                      p=[0.25, 0.18, 0.1, 0.15, 0.12, 0.2]))
+        neckline = _ellipse((CX, m.top), m.neck, m.depth, n=13, start=0, stop=np.pi)
+    outline = np.array([(CX - m.neck, m.top), *sides[-1], *sides[1][::-1], (CX + m.neck, m.top),
+                        *neckline[1:-1]])
+    sleeve_ends = [end for sleeve in points.values() for end in sleeve[2:]]
+    interior = np.meshgrid(CX + m.chest * np.linspace(-0.7, 0.7, 4),
+                           np.linspace(m.top + m.depth + 12, m.hem_y - 8, 5))
+    points.update(torso=_torso_points(outline, sleeve_ends), outline=outline, neckline=neckline,
+                  armpits=np.array([[CX - m.chest, m.armpit_y], [CX + m.chest, m.armpit_y]]),
+                  interior=np.stack(interior, -1).reshape(-1, 2))
+    # shrink about the top centre if a sleeve or the hem would come within 5 px of the edge
+    over = max(1.0, np.abs(outline[:, 0] - CX).max() / (CX - 5), outline[:, 1].max() / (HEIGHT - 5))
+    anchor = np.array([CX, m.top])
+    garment = dict(sleeves=m.sleeves, label=m.label, dress=m.dress, top=m.top,
+                   points={k: anchor + (v - anchor) / over for k, v in points.items()},
+                   shoulder=m.shoulder / over, chest=m.chest / over,
+                   armpit_v=(m.armpit_y - m.top - 2) / over, scale=1 / over,
+                   pattern=_pick(rng, PATTERNS))
     garment['texture'] = _texture(rng, garment)
     return garment
 
 
 def cloth_mask_like_viton(cloth):
-    """The original data's cloth mask: R, G, B all <= 250, holes filled, 3x3 median."""
-    garment = (cloth <= 250).all(axis=2)
+    """The original data's cloth mask: R, G, B all <= MASK_WHITE, holes filled, 3x3 median."""
+    garment = (cloth <= MASK_WHITE).all(axis=2)
     garment = ndimage.binary_fill_holes(garment)
     return ndimage.median_filter(garment.astype(np.uint8), size=3).astype(bool)
 
@@ -365,7 +372,7 @@ def _soften(image):
 
 def render_cloth(garment):
     """Product image (uint8 [H, W, 3], garment on white) and its mask (bool [H, W])."""
-    shape = Canvas().mask([garment['points']['outline']])
+    shape = _fill([garment['points']['outline']])
     cloth = _soften(np.where(shape[..., None], garment['texture'], 255))
     return cloth, cloth_mask_like_viton(_jpeg_roundtrip(cloth))
 
@@ -374,37 +381,42 @@ def render_cloth(garment):
 # The person
 
 def random_body(rng, long_sleeves=False):
-    """Keypoints and body measurements of a front-facing person."""
-    s = rng.uniform(0.96, 1.12)
-    tilt = rng.uniform(-0.06, 0.06)
+    """Keypoints and body measurements of a front-facing person (a dict)."""
+    s = rng.uniform(0.96, 1.12)  # the person's scale
+    tilt = rng.uniform(-0.06, 0.06)  # lean, radians
     down = np.array([np.sin(tilt), np.cos(tilt)])
     right = np.array([np.cos(tilt), -np.sin(tilt)])
-    neck = np.array([WIDTH / 2 + rng.uniform(-8, 8), rng.uniform(64, 72)])
+    neck = np.array([CX + rng.uniform(-8, 8), rng.uniform(64, 72)])
 
     def torso(u, v):
         return neck + u * right + v * down
 
-    shoulder_half = 33 * s * rng.uniform(0.93, 1.07)
-    torso_len = 100 * s * rng.uniform(0.95, 1.05)
+    shoulder_half = SHOULDER_HALF * s * rng.uniform(0.93, 1.07)
+    torso_len = TORSO_LEN * s * rng.uniform(0.95, 1.05)
     hip_half = shoulder_half * rng.uniform(0.5, 0.6)
-    sway = rng.uniform(-6, 6)
+    sway = rng.uniform(-6, 6)  # of the hips, sideways
     body = dict(s=s, tilt=tilt, down=down, right=right, neck=neck, shoulder_half=shoulder_half,
                 torso_len=torso_len, hip_half=hip_half, torso=torso)
     for side in (-1, 1):
         body[f'shoulder{side}'] = torso(side * shoulder_half, 7 * s + rng.uniform(-2.5, 2.5))
         body[f'hip{side}'] = torso(side * hip_half + sway, torso_len + rng.uniform(-2, 2))
-
-    # head
-    head_ry = 20 * s * rng.uniform(0.95, 1.05)
+    head_ry = HEAD_RY * s * rng.uniform(0.95, 1.05)
     body.update(head_ry=head_ry, head_rx=head_ry * rng.uniform(0.78, 0.86),
                 head_tilt=tilt + rng.uniform(-0.1, 0.1))
     body['head'] = torso(rng.uniform(-2, 2), -(9 * s + 0.92 * head_ry))
+    _add_arms(rng, body, long_sleeves)
+    for side in (-1, 1):
+        knee = body[f'hip{side}'] + THIGH * s * _unit(rng.uniform(-0.02, 0.1), down, right, side)
+        body[f'knee{side}'] = knee
+        body[f'ankle{side}'] = knee + SHIN * s * _unit(rng.uniform(-0.06, 0.04), down, right, side)
+    return body
 
-    # arms: angle of the upper arm from the body axis (outwards), then the forearm
-    modes = {-1: 'down', 1: 'down'}
-    if not long_sleeves:
-        for side in (-1, 1):
-            modes[side] = rng.choice(['down', 'front', 'hip'], p=[0.68, 0.17, 0.15])
+
+def _add_arms(rng, body, long_sleeves):
+    """Elbows and wrists. An arm hangs, holds its forearm across the torso or its hand on the
+    hip (long sleeves always hang); angles are from the body axis, outwards."""
+    s, down, right = body['s'], body['down'], body['right']
+    modes = {side: 'down' if long_sleeves else _pick(rng, ARM_MODES) for side in (-1, 1)}
     for side in (-1, 1):
         mode = modes[side]
         if mode == 'down':
@@ -414,18 +426,10 @@ def random_body(rng, long_sleeves=False):
             upper, fore = rng.uniform(0.12, 0.3), -rng.uniform(0.9, 1.3)
         else:  # hand on the hip
             upper, fore = rng.uniform(0.55, 0.8), -rng.uniform(0.35, 0.75)
-        shoulder = body[f'shoulder{side}']
-        elbow = shoulder + 48 * s * _unit(upper, down, right, side)
-        wrist = elbow + 44 * s * _unit(fore, down, right, side)
+        elbow = body[f'shoulder{side}'] + UPPER_ARM * s * _unit(upper, down, right, side)
+        wrist = elbow + FOREARM * s * _unit(fore, down, right, side)
         body.update({f'arm_mode{side}': mode, f'arm_angle{side}': upper,
                      f'elbow{side}': elbow, f'wrist{side}': wrist})
-
-    for side in (-1, 1):
-        hip = body[f'hip{side}']
-        knee = hip + 58 * s * _unit(rng.uniform(-0.02, 0.1), down, right, side)
-        body[f'knee{side}'] = knee
-        body[f'ankle{side}'] = knee + 55 * s * _unit(rng.uniform(-0.06, 0.04), down, right, side)
-    return body
 
 
 def on_head(body, u, v):
@@ -447,7 +451,7 @@ def keypoints(body, rng):
     points = np.zeros((18, 3))
     for i, name in enumerate(KEYPOINTS):
         x, y = named[name]
-        hidden = name.endswith('ear') and rng.random() < 0.25
+        hidden = name.endswith('ear') and rng.random() < HIDDEN_EAR_P
         if 1 < x < WIDTH - 1 and 1 < y < HEIGHT - 1 and not hidden:
             points[i] = (round(x, 2), round(y, 2), round(rng.uniform(0.55, 0.95), 3))
     return points
@@ -467,7 +471,7 @@ def _body_frames(body, garment):
     one the hips (their sway and tilt), blended smoothly down the torso.
     """
     s = body['s']
-    anchor = np.array([WIDTH / 2, garment['top'] + 2])
+    anchor = np.array([CX, garment['top'] + 2])
     length = PRODUCT_TORSO * garment['scale']  # product height of the neck-to-hip length
     armpit = garment['armpit_v']
     sx_shoulder = (body['shoulder_half'] + 4 * s) / garment['shoulder']
@@ -544,7 +548,7 @@ def warp_garment(body, garment, cloth_mask):
     y, x = np.mgrid[:HEIGHT, :WIDTH] / step
     source = _bilinear(coarse, x, y)
     points = garment['points']
-    sleeves = Canvas().mask([points[f'sleeve{s}'][[0, 2, 3, 1]] for s in (-1, 1) if f'sleeve{s}' in points])
+    sleeves = _fill([points[f'sleeve{s}'][[0, 2, 3, 1]] for s in (-1, 1) if f'sleeve{s}' in points])
     stack = np.dstack([garment['texture'], cloth_mask, sleeves]).astype(float)
     sampled = _bilinear(stack, source[..., 0], source[..., 1])
     worn = sampled[..., 3] >= 0.5
@@ -559,8 +563,7 @@ class Layers:
     """The person image and its parse, painted back to front with the same masks."""
 
     def __init__(self, background):
-        self.image = np.empty((HEIGHT, WIDTH, 3))
-        self.image[:] = background
+        self.image = np.full((HEIGHT, WIDTH, 3), background, float)
         self.parse = np.zeros((HEIGHT, WIDTH), np.uint8)
 
     def paint(self, mask, label, colour):
@@ -571,26 +574,26 @@ class Layers:
 
 def _draw_lower_body(layers, rng, body, dress, skin, bottom):
     """Legs, shoes when the ankles are in the frame, then trousers, shorts or a skirt."""
-    canvas, s, right, torso = Canvas(), body['s'], body['right'], body['torso']
+    s, right, torso = body['s'], body['right'], body['torso']
     leg_lines = {side: [body[f'hip{side}'], body[f'knee{side}'], body[f'ankle{side}']] for side in (-1, 1)}
     for side in (-1, 1):
-        layers.paint(canvas.mask([_limb(leg_lines[side], np.array([11, 8.5, 6.5]) * s)]), LEG[side], skin)
+        layers.paint(_fill([_limb(leg_lines[side], np.array([11, 8.5, 6.5]) * s)]), LEG[side], skin)
         ankle = body[f'ankle{side}']
         if ankle[1] < HEIGHT + 4:
             shoe = _ellipse(ankle + np.array([side * 2, 6 * s]), 8 * s, 5 * s)
-            layers.paint(canvas.mask([shoe]), SHOE[side], bottom * 0.5)
+            layers.paint(_fill([shoe]), SHOE[side], bottom * 0.5)
     if dress:
         return
     waist = body['torso_len'] - 14 * s
     sway = ((body['hip-1'] + body['hip1']) / 2 - torso(0, body['torso_len'])) @ right
     outer = body['hip_half'] + 10 * s
-    kind = rng.choice(['pants', 'shorts', 'skirt'], p=[0.55, 0.2, 0.25])
+    kind = _pick(rng, BOTTOMS)
     if kind == 'skirt':
         flare = rng.uniform(10, 20) * s
         hem = body['torso_len'] + rng.uniform(38, 58) * s
         skirt = [torso(sway - outer, waist), torso(sway + outer, waist),
                  torso(sway + outer + flare, hem), torso(sway - outer - flare, hem)]
-        layers.paint(canvas.mask([skirt]), SKIRT, bottom)
+        layers.paint(_fill([skirt]), SKIRT, bottom)
         return
     pelvis = [torso(sway - outer, waist), torso(sway + outer, waist), body['hip1'] + 10 * s * right,
               torso(sway, body['torso_len'] + 16 * s), body['hip-1'] - 10 * s * right]
@@ -602,40 +605,40 @@ def _draw_lower_body(layers, rng, body, dress, skin, bottom):
             legs.append(_limb([hip, knee, ankle], np.array([13, 10.5, 9]) * s))
         else:
             legs.append(_limb([hip, hip + 2 * stop * (knee - hip)], np.array([13, 12]) * s))
-    layers.paint(canvas.mask([pelvis] + legs), PANTS, bottom)
+    layers.paint(_fill([pelvis] + legs), PANTS, bottom)
 
 
 def _draw_torso_skin(layers, body, neckline, sleeveless, skin):
     """Skin showing beside the garment: the shoulders of a sleeveless garment (labelled as
     the arm of that side) and the neck down into the neckline (labelled face)."""
-    canvas, s, down, right, torso = Canvas(), body['s'], body['down'], body['right'], body['torso']
+    s, down, right, torso = body['s'], body['down'], body['right'], body['torso']
     if sleeveless:
         for side in (-1, 1):
             sh = body[f'shoulder{side}']
             shoulder = [torso(0, -1), torso(side * 0.5 * body['shoulder_half'], 0),
                         sh - 5 * s * down, sh + 6 * s * right * side,
                         torso(side * 0.9 * body['shoulder_half'], 36 * s), torso(0, 36 * s)]
-            layers.paint(canvas.mask([shoulder], [(sh, 7 * s)]), ARM[side], skin)
+            layers.paint(_fill([shoulder], [(sh, 7 * s)]), ARM[side], skin)
     rx, ry = body['head_rx'], body['head_ry']
     left, right_end = neckline[-1] - 3 * right, neckline[0] + 3 * right
     deepest = neckline[neckline[:, 1].argmax()]
     neck = [on_head(body, -0.5 * rx, 0.55 * ry), on_head(body, 0.5 * rx, 0.55 * ry), right_end,
             right_end + ((deepest - right_end) @ down + 4) * down,
             left + ((deepest - left) @ down + 4) * down, left]
-    layers.paint(canvas.mask([neck]), FACE, skin)
+    layers.paint(_fill([neck]), FACE, skin)
 
 
 def _draw_arms(layers, body, worn, sleeves, armpits, sleeveless, skin):
     """Arms go under the garment's sleeves and shoulders but over its sides below the
     armpits. Returns the forearms held in front of the torso, painted last."""
-    canvas, s = Canvas(), body['s']
+    s = body['s']
     in_front = []
     for side, armpit in zip((-1, 1), armpits):
         sh, el, wr = body[f'shoulder{side}'], body[f'elbow{side}'], body[f'wrist{side}']
         hand = wr + 4 * s * (wr - el) / np.linalg.norm(wr - el)
         caps = [(sh, 7 * s), (el, 5.6 * s)] if sleeveless else [(el, 5.6 * s)]
-        upper = canvas.mask([_limb([sh, el], np.array([6.5, 5.6]) * s)], caps)
-        fore = canvas.mask([_limb([el, wr], np.array([5.6, 4.4]) * s)], [(hand, 5.5 * s)])
+        upper = _fill([_limb([sh, el], np.array([6.5, 5.6]) * s)], caps)
+        fore = _fill([_limb([el, wr], np.array([5.6, 4.4]) * s)], [(hand, 5.5 * s)])
         if body[f'arm_mode{side}'] == 'down':
             upper |= fore
         else:
@@ -648,8 +651,7 @@ def _draw_arms(layers, body, worn, sleeves, armpits, sleeveless, skin):
 
 def _draw_head(layers, rng, body, hair_style, skin, hair):
     """Hair cap (above the mouth line), face, fringe, then eyes, brows and mouth."""
-    canvas, s = Canvas(), body['s']
-    rx, ry, angle = body['head_rx'], body['head_ry'], body['head_tilt']
+    s, rx, ry, angle = body['s'], body['head_rx'], body['head_ry'], body['head_tilt']
     t = np.linspace(0, 2 * np.pi, 60, endpoint=False)
     if hair_style == 'bob':
         cap = np.stack([1.22 * rx * np.cos(t), 0.05 * ry + 1.12 * ry * np.sin(t)], 1)
@@ -657,18 +659,18 @@ def _draw_head(layers, rng, body, hair_style, skin, hair):
     else:
         cap = np.stack([1.1 * rx * np.cos(t), -0.14 * ry + 1.02 * ry * np.sin(t)], 1)
         cap = cap[cap[:, 1] < 0.3 * ry]
-    layers.paint(canvas.mask([on_head(body, cap[:, 0], cap[:, 1])]), HAIR, hair)
-    layers.paint(canvas.mask([_ellipse(body['head'], rx, ry, angle)]), FACE, skin)
+    layers.paint(_fill([on_head(body, cap[:, 0], cap[:, 1])]), HAIR, hair)
+    layers.paint(_fill([_ellipse(body['head'], rx, ry, angle)]), FACE, skin)
     start = np.arcsin(-rng.uniform(0.4, 0.55))  # the hairline, as an angle on the face ellipse
     fringe = _ellipse(body['head'], rx, ry, angle, n=24, start=np.pi - start, stop=2 * np.pi + start)
-    layers.paint(canvas.mask([fringe]), HAIR, hair)
+    layers.paint(_fill([fringe]), HAIR, hair)
     # features are colour only: the parse keeps them as face
-    eyes = canvas.mask(circles=[(on_head(body, u * rx, 0), 1.7 * s) for u in (-0.36, 0.36)])
-    brows = canvas.mask([_limb([on_head(body, (u - 0.12) * rx, -0.2 * ry),
-                                on_head(body, (u + 0.12) * rx, -0.22 * ry)], [0.9, 0.9])
-                         for u in (-0.36, 0.36)])
-    mouth = canvas.mask([_limb([on_head(body, -0.2 * rx, 0.56 * ry), on_head(body, 0.2 * rx, 0.56 * ry)],
-                               [1.1, 1.1])])
+    eyes = _fill(circles=[(on_head(body, u * rx, 0), 1.7 * s) for u in (-0.36, 0.36)])
+    brows = _fill([_limb([on_head(body, (u - 0.12) * rx, -0.2 * ry),
+                          on_head(body, (u + 0.12) * rx, -0.22 * ry)], [0.9, 0.9])
+                   for u in (-0.36, 0.36)])
+    mouth = _fill([_limb([on_head(body, -0.2 * rx, 0.56 * ry), on_head(body, 0.2 * rx, 0.56 * ry)],
+                         [1.1, 1.1])])
     layers.image[eyes] = (40, 32, 30)
     layers.image[brows & (layers.parse == FACE)] = hair * 0.8
     layers.image[mouth] = (150, 72, 70)
@@ -676,17 +678,17 @@ def _draw_head(layers, rng, body, hair_style, skin, hair):
 
 def render_person(rng, body, garment, cloth_mask):
     """Draw the person back to front -> (image uint8 [H, W, 3], parse uint8 [H, W])."""
-    layers = Layers(background=rng.uniform(234, 246) + rng.uniform(-2, 2, 3))
+    layers = Layers(background=rng.uniform(234, 246) + rng.uniform(-2, 2, 3))  # light, tinted
     skin, hair = _colour(rng, SKIN), _colour(rng, HAIR_COLOURS)
     bottom = _colour(rng, BOTTOM_COLOURS)
     rx, ry, s, torso = body['head_rx'], body['head_ry'], body['s'], body['torso']
 
-    hair_style = rng.choice(['short', 'long', 'bob'], p=[0.45, 0.35, 0.2])
+    hair_style = _pick(rng, HAIR_STYLES)
     if hair_style == 'long':  # falls behind the shoulders
         length = rng.uniform(20, 40) * s
         back = [on_head(body, -1.08 * rx, -0.1 * ry), torso(-1.25 * rx, length),
                 torso(1.25 * rx, length), on_head(body, 1.08 * rx, -0.1 * ry)]
-        layers.paint(Canvas().mask([back]), HAIR, hair)
+        layers.paint(_fill([back]), HAIR, hair)
     _draw_lower_body(layers, rng, body, garment['dress'], skin, bottom)
 
     rgb, worn, sleeves = warp_garment(body, garment, cloth_mask)
@@ -725,32 +727,37 @@ def _split_ids(n_train, n_test):
             'test': [TEST_ID0 + i for i in range(n_test)]}
 
 
+def _person_files(split, person_id):
+    """A person's image, parse, pose, cloth and cloth-mask paths, relative to the root."""
+    person, cloth = _names(person_id)
+    stem = person[:-4]
+    return [f'{split}/image/{person}', f'{split}/image-parse/{stem}.png',
+            f'{split}/pose/{stem}_keypoints.json', f'{split}/cloth/{cloth}', f'{split}/cloth-mask/{cloth}']
+
+
 def planned_files(n_train, n_test):
     """Every path (relative to the root) that generate() writes, the marker excluded."""
     files = ['train_pairs.txt', 'test_pairs.txt', 'test_pairs_same.txt']
     for split, ids in _split_ids(n_train, n_test).items():
         for person_id in ids:
-            person, cloth = _names(person_id)
-            files += [f'{split}/image/{person}', f'{split}/image-parse/{person[:-4]}.png',
-                      f'{split}/pose/{person[:-4]}_keypoints.json',
-                      f'{split}/cloth/{cloth}', f'{split}/cloth-mask/{cloth}']
+            files += _person_files(split, person_id)
     return files
 
 
-def _write_person(folder, sample, person_id):
-    person, cloth = _names(person_id)
-    stem = person[:-4]
-    Image.fromarray(sample['image']).save(folder / 'image' / person, 'JPEG', **JPEG_OPTIONS)
+def _write_person(paths, sample):
+    """Write one person's five files to `paths` (as from _person_files)."""
+    image, parse_path, pose_path, cloth, mask = paths
+    Image.fromarray(sample['image']).save(image, 'JPEG', **JPEG_OPTIONS)
     parse = Image.fromarray(sample['parse'], mode='L').convert('P')
-    parse.putpalette(lip_palette())
-    parse.save(folder / 'image-parse' / f'{stem}.png')
+    parse.putpalette(voc_palette())
+    parse.save(parse_path)
     pose = {'version': 1.0, 'people': [{
         'face_keypoints': [], 'pose_keypoints': [float(v) for v in sample['keypoints'].ravel()],
         'hand_right_keypoints': [], 'hand_left_keypoints': []}]}
-    (folder / 'pose' / f'{stem}_keypoints.json').write_text(json.dumps(pose))
-    Image.fromarray(sample['cloth']).save(folder / 'cloth' / cloth, 'JPEG', **JPEG_OPTIONS)
-    mask = Image.fromarray(sample['cloth_mask'].astype(np.uint8) * 255, mode='L')
-    mask.save(folder / 'cloth-mask' / cloth, 'JPEG', **JPEG_OPTIONS)
+    pose_path.write_text(json.dumps(pose))
+    Image.fromarray(sample['cloth']).save(cloth, 'JPEG', **JPEG_OPTIONS)
+    mask_image = Image.fromarray(sample['cloth_mask'].astype(np.uint8) * 255, mode='L')
+    mask_image.save(mask, 'JPEG', **JPEG_OPTIONS)
 
 
 def _derangement(rng, n):
@@ -790,10 +797,11 @@ def generate(root, n_train=N_TRAIN, n_test=N_TEST, seed=0):
 
     ids = _split_ids(n_train, n_test)
     for split, split_ids in ids.items():
-        for sub in SUBDIRS:
+        for sub in cp_dataset.INPUT_FOLDERS:
             (root / split / sub).mkdir(parents=True, exist_ok=True)
         for person_id in split_ids:
-            _write_person(root / split, make_sample(seed, person_id), person_id)
+            paths = [root / name for name in _person_files(split, person_id)]
+            _write_person(paths, make_sample(seed, person_id))
 
     def write_pairs(name, pairs):
         (root / name).write_text(''.join(f'{_names(p)[0]} {_names(c)[1]}\n' for p, c in pairs))
@@ -823,33 +831,30 @@ def remove_sample(root):
         if path.is_file() and not path.is_symlink():
             path.unlink()
             removed += 1
-    for split in ('train', 'test'):
-        for sub in SUBDIRS:
-            _remove_if_empty(root / split / sub)
-        _remove_if_empty(root / split)
+    for split in cp_dataset.SPLITS:
+        for folder in [root / split / sub for sub in cp_dataset.INPUT_FOLDERS] + [root / split]:
+            with contextlib.suppress(OSError):  # not empty
+                folder.rmdir()
     (root / MARKER).unlink()
     return removed
-
-
-def _remove_if_empty(folder):
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
 
 
 # ----------------------------------------------------------------------------------------
 # Preview picture
 
 def _parse_colours(parse):
-    palette = np.array(lip_palette(), np.uint8).reshape(-1, 3)
-    colours = palette[parse]
+    """A parse drawn in the LIP colours, the background white."""
+    colours = np.array(cp_dataset.LIP_PALETTE, np.uint8)[parse]
     colours[parse == 0] = 255
     return colours
 
 
 def preview(path, seed=0, ids=(0, 4, 7)):
-    """Save a strip of garment / person / parse for three sample persons (a small PNG)."""
+    """Save a strip of garment / person / parse for three sample persons (a small PNG).
+
+    The README's picture is made by
+    `python -c "import sample_data; sample_data.preview('pics/sample_dataset.png')"`.
+    """
     tiles = []
     gap = np.full((HEIGHT, 4, 3), 255, np.uint8)
     for person_id in ids:
@@ -860,32 +865,3 @@ def preview(path, seed=0, ids=(0, 4, 7)):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     strip.quantize(colors=96, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
         path, optimize=True)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Procedural CP-VTON sample dataset in the VITON layout (persons, parses, '
-                    'poses, garments, masks, pairs files). Usually run as '
-                    '`python data_download.py --sample`, which also guards existing data.')
-    parser.add_argument('--dataroot', default=None,
-                        help='write the dataset here (existing files of the same names are '
-                             'overwritten; use data_download.py --sample for the guarded version)')
-    parser.add_argument('--train', type=int, default=N_TRAIN, help=f'number of train persons (default {N_TRAIN})')
-    parser.add_argument('--test', type=int, default=N_TEST, help=f'number of test persons (default {N_TEST}, >= 2)')
-    parser.add_argument('--seed', type=int, default=0, help='random seed; same seed -> same files')
-    parser.add_argument('--preview', metavar='PNG', default=None,
-                        help='save a picture of three sample persons with their garments')
-    args = parser.parse_args(argv)
-    if args.dataroot is None and args.preview is None:
-        parser.error('nothing to do: pass --dataroot DIR and/or --preview PNG')
-    if args.dataroot is not None:
-        generate(args.dataroot, args.train, args.test, args.seed)
-        print(f'wrote {args.train} train and {args.test} test persons to {args.dataroot}')
-    if args.preview is not None:
-        preview(args.preview, seed=args.seed)
-        print(f'wrote {args.preview} ({os.path.getsize(args.preview) // 1024} KB)')
-    return 0
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())

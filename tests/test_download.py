@@ -73,9 +73,9 @@ def viton(tmp_path_factory):
             '/test_pairs.txt': (source / 'test_pairs.txt').read_bytes()}
 
 
-def _data_args(root, base, *extra):
+def _data_args(root, base, *extra, pairs_flag='--pairs_url'):
     return ['--dataroot', str(root), '--url', f'{base}/viton_resize.tar.gz',
-            '--pairs-url', f'{base}/test_pairs.txt', '--quiet', *extra]
+            pairs_flag, f'{base}/test_pairs.txt', '--quiet', *extra]
 
 
 def _user_root(tmp_path):
@@ -95,13 +95,13 @@ def _opt(root, datamode, data_list):
                               stage='GMM', fine_height=256, fine_width=192, radius=5)
 
 
-def test_download_lays_out_viton(tmp_path, serve, viton, capsys):
+@pytest.mark.parametrize('pairs_flag', ['--pairs_url', '--pairs-url'])
+def test_download_lays_out_viton(tmp_path, serve, viton, capsys, pairs_flag):
     base, server = serve(viton)
     root = _user_root(tmp_path)
-    assert data_download.main(_data_args(root, base)) == 0
+    assert data_download.main(_data_args(root, base, pairs_flag=pairs_flag)) == 0
     assert sorted(p.name for p in root.iterdir()) == [
-        '.viton_resize', 'notes.txt', 'test', 'test_pairs.txt', 'test_pairs_same.txt', 'train',
-        'train_pairs.txt']
+        'notes.txt', 'test', 'test_pairs.txt', 'test_pairs_same.txt', 'train', 'train_pairs.txt']
     assert (root / 'train_pairs.txt').read_text() == '000000_0.jpg 000000_1.jpg\n000001_0.jpg 000001_1.jpg\n'
     assert (root / 'test_pairs_same.txt').read_text() == '100000_0.jpg 100000_1.jpg\n100001_0.jpg 100001_1.jpg\n'
     assert (root / 'test_pairs.txt').read_bytes() == viton['/test_pairs.txt']
@@ -113,6 +113,57 @@ def test_download_lays_out_viton(tmp_path, serve, viton, capsys):
     capsys.readouterr()
     assert data_download.main(_data_args(root, base)) == 0
     assert 'already in place' in capsys.readouterr().out
+
+
+def test_force_keeps_the_previous_download_as_old(tmp_path, serve, viton, capsys):
+    base, _ = serve(viton)
+    root = _user_root(tmp_path)
+    assert data_download.main(_data_args(root, base)) == 0
+    (root / 'train' / 'image' / 'extra.jpg').write_bytes(b'mine')
+    (root / 'train_pairs.txt').write_text('000001_0.jpg 000001_1.jpg\n')  # edited by the user
+    pairs_same = (root / 'test_pairs_same.txt').read_text()
+    capsys.readouterr()
+    assert data_download.main(_data_args(root, base, '--force')) == 0
+    out = capsys.readouterr().out
+    assert f'aside to {root / "train.old"}' in out and f'aside to {root / "train_pairs.txt.old"}' in out
+    assert (root / 'train.old' / 'image' / 'extra.jpg').read_bytes() == b'mine'
+    assert not (root / 'train' / 'image' / 'extra.jpg').exists()
+    assert (root / 'train_pairs.txt.old').read_text() == '000001_0.jpg 000001_1.jpg\n'
+    assert cp_dataset.read_pairs(root / 'train_pairs.txt') == [('000000_0.jpg', '000000_1.jpg'),
+                                                               ('000001_0.jpg', '000001_1.jpg')]
+    assert (root / 'test_pairs_same.txt').read_text() == pairs_same  # unchanged: not set aside
+    assert not (root / 'test_pairs_same.txt.old').exists()
+    # a second --force would need train.old's name: refused before downloading anything
+    before = _listing(root)
+    assert data_download.main(_data_args(root, 'http://127.0.0.1:1', '--force')) == 1
+    error = capsys.readouterr().err
+    assert f'{root / "train.old"} already exists' in error and 'Could not download' not in error
+    assert _listing(root) == before
+
+
+def test_download_replaces_a_sample_set(tmp_path, serve, viton, capsys):
+    base, _ = serve(viton)
+    root = _user_root(tmp_path)
+    sample_data.generate(root, n_train=3, n_test=2, seed=1)
+    assert data_download.main(_data_args(root, base)) == 0
+    assert 'removed the sample dataset' in capsys.readouterr().out
+    assert sorted(p.name for p in root.iterdir()) == [
+        'notes.txt', 'test', 'test_pairs.txt', 'test_pairs_same.txt', 'train', 'train_pairs.txt']
+    assert not (root / 'train' / 'image' / '000002_0.jpg').exists()  # the sample's third person
+    assert (root / 'test_pairs.txt').read_bytes() == viton['/test_pairs.txt']
+
+
+def test_incomplete_splits_are_refused_unless_forced(tmp_path, serve, viton, capsys):
+    base, _ = serve(viton)
+    root = _user_root(tmp_path)
+    (root / 'test').mkdir()
+    (root / 'test' / 'mine.jpg').write_bytes(b'x')
+    assert data_download.main(_data_args(root, base)) == 1
+    assert 'not a complete VITON download' in capsys.readouterr().err
+    assert _listing(root) == ['notes.txt', 'test', 'test/mine.jpg']
+    assert data_download.main(_data_args(root, base, '--force')) == 0
+    assert (root / 'test.old' / 'mine.jpg').read_bytes() == b'x'
+    assert cp_dataset.check_dataset(_opt(root, 'test', 'test_pairs.txt')) == []
 
 
 @pytest.mark.parametrize('ranges', [True, False], ids=['resumes', 'restarts'])
@@ -238,18 +289,19 @@ def test_sample_refuses_to_overwrite_real_data(tmp_path, capsys):
 @pytest.fixture(scope='module')
 def checkpoints_zip():
     """A zip of zero-valued GMM and TOM state dicts laid out like the published folder."""
-    torch = pytest.importorskip('torch')
-    networks = pytest.importorskip('networks')
-    if not hasattr(networks, 'build_model'):
-        pytest.skip('networks.build_model is not available yet')
-    opt = argparse.Namespace(fine_height=256, fine_width=192, grid_size=5)
+    import torch
+    import networks
+
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, 'w', zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for stage, (sub, name) in data_download.CHECKPOINTS.items():
-            state = {k: torch.zeros_like(v) for k, v in networks.build_model(stage, opt).state_dict().items()}
+            state = {k: torch.zeros_like(v) for k, v in networks.build_model(stage).state_dict().items()}
             with zf.open(f'cp-vton-checkpoints/{sub}/{name}', 'w', force_zip64=True) as f:
                 torch.save(state, f)
     return buffer.getvalue()
+
+
+CHECKPOINT_FILES = ['gmm_train_new', 'gmm_train_new/gmm_final.pth', 'tom_train_new', 'tom_train_new/tom_final.pth']
 
 
 def test_checkpoints_are_placed_and_verified(tmp_path, serve, checkpoints_zip, capsys):
@@ -258,9 +310,31 @@ def test_checkpoints_are_placed_and_verified(tmp_path, serve, checkpoints_zip, c
     args = ['--checkpoints', '--checkpoint_dir', str(folder), '--checkpoints-url',
             f'{base}/checkpoints.zip', '--quiet']
     assert data_download.main(args) == 0
-    assert _listing(folder) == ['gmm_train_new', 'gmm_train_new/gmm_final.pth',
-                                'tom_train_new', 'tom_train_new/tom_final.pth']
+    assert _listing(folder) == CHECKPOINT_FILES
     assert 'loads as the TOM network' in capsys.readouterr().out
+    # --force downloads them again and keeps the previous ones as <name>.old
+    assert data_download.main(args + ['--force']) == 0
+    assert _listing(folder) == sorted(CHECKPOINT_FILES + ['gmm_train_new/gmm_final.pth.old',
+                                                          'tom_train_new/tom_final.pth.old'])
+
+
+@pytest.mark.parametrize('kind', ['zip', 'folder'])
+def test_checkpoints_from_a_local_zip_or_folder(tmp_path, checkpoints_zip, kind, capsys):
+    source = tmp_path / 'download.zip'
+    source.write_bytes(checkpoints_zip)
+    if kind == 'folder':
+        with zipfile.ZipFile(source) as zf:
+            zf.extractall(tmp_path / 'download')
+        source = tmp_path / 'download'
+    folder = tmp_path / 'checkpoints'
+    assert data_download.main(['--checkpoints', '--checkpoint_dir', str(folder),
+                               '--checkpoints_url', str(source), '--quiet']) == 0
+    assert _listing(folder) == CHECKPOINT_FILES
+    assert source.exists()  # the user's download is left as it was
+    capsys.readouterr()
+    assert data_download.main(['--checkpoints', '--checkpoint_dir', str(folder), '--checkpoints_url',
+                               str(tmp_path / 'missing.zip'), '--quiet']) == 0  # in place: not fetched
+    assert capsys.readouterr().out.count('already in place') == 2
 
 
 def test_checkpoint_of_the_wrong_stage_is_refused(tmp_path, serve, checkpoints_zip, capsys):
@@ -271,13 +345,15 @@ def test_checkpoint_of_the_wrong_stage_is_refused(tmp_path, serve, checkpoints_z
             dst.writestr(name, src.read(info))
     base, _ = serve({'/checkpoints.zip': swapped.getvalue()})
     folder = tmp_path / 'checkpoints'
-    assert data_download.main(['--checkpoints', '--checkpoint_dir', str(folder), '--checkpoints-url',
+    assert data_download.main(['--checkpoints', '--checkpoint_dir', str(folder), '--checkpoints_url',
                                f'{base}/checkpoints.zip', '--quiet']) == 1
     assert 'is not a GMM checkpoint' in capsys.readouterr().err
     assert _listing(folder) == []
 
 
-def test_help():
+def test_help(capsys):
     with pytest.raises(SystemExit) as exit_:
         data_download.main(['--help'])
     assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert '--pairs_url PAIRS_URL, --pairs-url PAIRS_URL' in out and '--checkpoints_url' in out

@@ -11,15 +11,13 @@ from scipy import ndimage
 
 import cp_dataset
 import prepare_data
-from visualization import LIP_PALETTE
 
 # The 7 BODY_25 points that are not COCO-18 (MidHip and the feet) sit at these indices.
 BODY25_ONLY = [8, 19, 20, 21, 22, 23, 24]
 
 
 def read_pairs(root):
-    with open(root / 'test_pairs.txt') as f:
-        return [tuple(line.split()) for line in f if line.strip()]
+    return cp_dataset.read_pairs(root / 'test_pairs.txt')
 
 
 def upscale_points(points, factor):
@@ -47,7 +45,7 @@ def make_user_photos(sample_root, folder, factor=2):
     for sub in ('persons', 'cloths', 'parse', 'pose'):
         (folder / sub).mkdir(parents=True)
     pairs = read_pairs(sample_root)
-    palette = np.array(LIP_PALETTE, np.uint8)
+    palette = np.array(cp_dataset.LIP_PALETTE, np.uint8)
     lines = []
     for i, (person, cloth) in enumerate(pairs):
         image = Image.open(test / 'image' / person)
@@ -110,10 +108,10 @@ def test_round_trip_gives_back_the_sample_items(sample_root, tmp_path, capsys):
             inside = ndimage.binary_erosion(old_labels == label, iterations=2)
             assert (new_labels[inside] == label).all(), f'label {label} of {person} moved'
 
-    opt = argparse.Namespace(dataroot=str(out), datamode='test', data_list='test_pairs.txt', stage='GMM',
-                             fine_height=256, fine_width=192, radius=5)
-    assert cp_dataset.check_dataset(opt) == []
-    item = cp_dataset.CPDataset(opt)[0]
+    split = dict(dataroot=str(out), datamode='test', data_list='test_pairs.txt', stage='GMM',
+                 fine_height=256, fine_width=192, radius=5)
+    assert cp_dataset.check_dataset(argparse.Namespace(**split)) == []
+    item = cp_dataset.CPDataset(**split)[0]
     assert item['agnostic'].shape == (22, 256, 192) and item['cloth_mask'].sum() > 0
 
 
@@ -171,7 +169,7 @@ def test_given_masks_and_label_png_parses_are_used_as_they_are(sample_root, tmp_
         mask = Image.open(test / 'cloth-mask' / cloth).point(lambda v: 0 if v < 128 else 255)
         mask.resize((384, 512), Image.NEAREST).save(mine / 'masks' / f'cloth_{i}.png')
     out = tmp_path / 'out'
-    assert prepare_data.main(prepare_argv(mine, out, '--cloth-masks', str(mine / 'masks'),
+    assert prepare_data.main(prepare_argv(mine, out, '--cloth_masks', str(mine / 'masks'),
                                           '--pairs', str(mine / 'pairs.txt'))) == 0
     for i, (person, cloth) in enumerate(pairs):
         labels = np.array(Image.open(out / 'test' / 'image-parse' / f'{i:06d}_0.png'))
@@ -195,7 +193,7 @@ def test_default_pairs_cycle_the_shorter_list_and_copy_reused_items(sample_root,
     assert (same[0] == same[1]).all()
 
 
-def test_refuses_to_overwrite_unless_forced(sample_root, tmp_path, capsys):
+def test_refuses_to_overwrite_unless_forced_and_keeps_the_old_out(sample_root, tmp_path, capsys):
     make_user_photos(sample_root, tmp_path / 'mine')
     out = tmp_path / 'out'
     out.mkdir()
@@ -203,8 +201,25 @@ def test_refuses_to_overwrite_unless_forced(sample_root, tmp_path, capsys):
     assert prepare_data.main(prepare_argv(tmp_path / 'mine', out)) == 1
     assert '--force' in capsys.readouterr().err and (out / 'keep.txt').exists()
     assert prepare_data.main(prepare_argv(tmp_path / 'mine', out, '--force')) == 0
+    printed = capsys.readouterr().out
     assert sorted(os.listdir(out)) == ['name_map.txt', 'test', 'test_pairs.txt']
-    assert sorted(os.listdir(tmp_path)) == ['mine', 'out']
+    assert sorted(os.listdir(tmp_path)) == ['mine', 'out', 'out.old']
+    assert f'aside to {out}.old' in printed  # the name printed is where the old contents are
+    assert (tmp_path / 'out.old' / 'keep.txt').read_text() == 'mine'
+    # out.old is taken: a further --force is refused and changes nothing
+    assert prepare_data.main(prepare_argv(tmp_path / 'mine', out, '--force')) == 1
+    assert f'{out}.old exists' in capsys.readouterr().err
+    assert (tmp_path / 'out.old' / 'keep.txt').read_text() == 'mine'
+    assert sorted(os.listdir(out)) == ['name_map.txt', 'test', 'test_pairs.txt']
+
+
+def test_help_names_the_flags_with_underscores(capsys):
+    with pytest.raises(SystemExit):
+        prepare_data.parse_options(['--help'])
+    out = capsys.readouterr().out
+    for flag in ('cloth_masks', 'mask_threshold', 'person_index'):
+        assert f'--{flag}' in out and f'--{flag.replace("_", "-")}' in out
+    assert '<out>.old' in out
 
 
 def test_several_people_need_a_person_index(sample_root, tmp_path, capsys):
@@ -214,7 +229,8 @@ def test_several_people_need_a_person_index(sample_root, tmp_path, capsys):
     pose_file.write_text(json.dumps({'people': [{'pose_keypoints_2d': [0] * 75}] + pose['people']}))
     out = tmp_path / 'out'
     assert prepare_data.main(prepare_argv(tmp_path / 'mine', out)) == 1
-    assert '2 persons' in capsys.readouterr().err and not out.exists()
+    err = capsys.readouterr().err
+    assert '2 persons' in err and '--person_index' in err and not out.exists()
     assert prepare_data.main(prepare_argv(tmp_path / 'mine', out, '--person-index', '1')) == 0
     with open(out / 'test' / 'pose' / '000000_0_keypoints.json') as f:
         assert any(json.load(f)['people'][0]['pose_keypoints'])

@@ -53,7 +53,10 @@ def test_file_formats(sample_root):
         assert (image.format, image.mode, image.size) == ('JPEG', 'RGB', (192, 256))
     with Image.open(split_dir / 'image-parse' / '000000_0.png') as parse:
         assert (parse.format, parse.mode, parse.size) == ('PNG', 'P', (192, 256))
-        assert parse.getpalette()[:3 * 6] == sample_data.lip_palette()[:3 * 6]
+        # the PASCAL VOC colour map, as LIP's and VITON's parse PNGs carry it (5: purple)
+        assert parse.getpalette() == sample_data.voc_palette()
+        assert parse.getpalette()[:3 * 6] == [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0,
+                                              0, 0, 128, 128, 0, 128]
     with Image.open(split_dir / 'cloth' / '000000_1.jpg') as cloth:
         assert (cloth.format, cloth.mode, cloth.size) == ('JPEG', 'RGB', (192, 256))
     with Image.open(split_dir / 'cloth-mask' / '000000_1.jpg') as mask:
@@ -156,13 +159,17 @@ def test_generate_rejects_a_test_split_without_derangement(tmp_path):
 
 def test_preview_picture(tmp_path):
     path = tmp_path / 'pics' / 'preview.png'
-    assert sample_data.main(['--preview', str(path)]) == 0
+    sample_data.preview(path)
     with Image.open(path) as picture:
         assert picture.height == 256 and picture.width > 3 * 3 * 192
+        strip = np.array(picture.convert('RGB')).astype(int)
     assert path.stat().st_size < 150_000
-
-
-def test_help():
-    with pytest.raises(SystemExit) as exit_:
-        sample_data.main(['--help'])
-    assert exit_.value.code == 0
+    # the first person's parse tile (after cloth, gap, image, gap) is drawn in the LIP colours
+    parse = sample_data.make_sample(0, 0)['parse']
+    tile = strip[:, 2 * (192 + 4):2 * (192 + 4) + 192]
+    for label in set(np.unique(parse)) - {0}:
+        inside = ndimage.binary_erosion(parse == label, iterations=2)
+        if inside.any():
+            colour = np.median(tile[inside], axis=0)
+            assert np.abs(colour - cp_dataset.LIP_PALETTE[label]).max() < 24, (label, colour)
+    assert (tile[ndimage.binary_erosion(parse == 0, iterations=2)] == 255).all()
