@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 from torch.utils.data import default_collate
 
 import cp_dataset as cpd
+from bench import original_item, original_pose, original_transform
 from cp_dataset import (CPDataLoader, CPDataset, DatasetError, check_dataset, make_grid_image,
                         pose_maps, pose_squares, pose_union, read_pose)
 
@@ -112,47 +113,22 @@ def root(tmp_path):
     return tmp_path
 
 
-# ----- slow references, written the way the original code works -----
+# ----- the original preprocessing (bench.py's slow reference: torchvision transforms, PIL drawing) -----
 
-def pil_pose(keypoints, r, height=H, width=W):
-    """One PIL canvas per point plus the shared canvas, squares drawn with ImageDraw."""
-    shared = Image.new('L', (width, height))
-    maps = []
-    for x, y, _ in keypoints:
-        canvas = Image.new('L', (width, height))
-        if x > 1 and y > 1:
-            for draw in (ImageDraw.Draw(canvas), ImageDraw.Draw(shared)):
-                draw.rectangle((x - r, y - r, x + r, y + r), 'white', 'white')
-        maps.append(np.array(canvas) / 255)
-    return np.stack(maps), np.array(shared) / 255
+@pytest.fixture
+def grid_png(tmp_path):
+    """The original's grid.png, read from disk for every GMM item."""
+    path = tmp_path / 'grid.png'
+    Image.fromarray(make_grid_image(H, W)).save(path)
+    return path
 
 
-def normalise(array_0_255):
-    return torch.from_numpy(np.asarray(array_0_255, np.float32) / 255 * 2 - 1)
-
-
-def reference_item(root, im_name, c_name, r=5, stage='GMM'):
-    base = Path(root) / 'train'
-    cloth_dir, mask_dir = ('cloth', 'cloth-mask') if stage == 'GMM' else ('warp-cloth', 'warp-mask')
-    cloth = normalise(np.array(Image.open(base / cloth_dir / c_name))).permute(2, 0, 1)
-    mask = torch.from_numpy((np.array(Image.open(base / mask_dir / c_name)) >= 128).astype(np.float32))[None]
-    image = normalise(np.array(Image.open(base / 'image' / im_name))).permute(2, 0, 1)
-    labels = np.array(Image.open(base / 'image-parse' / im_name.replace('.jpg', '.png')))
-    head = sum((labels == k).astype(np.float32) for k in (1, 2, 4, 13))
-    garment = sum((labels == k).astype(np.float32) for k in (5, 6, 7))
-    small = Image.fromarray(((labels > 0) * 255).astype(np.uint8)).resize((W // 16, H // 16), Image.BILINEAR)
-    shape = normalise(np.array(small.resize((W, H), Image.BILINEAR)))[None]
-    points = np.array(json.loads((base / 'pose' / im_name.replace('.jpg', '_keypoints.json')).read_text())
-                      ['people'][0]['pose_keypoints']).reshape(-1, 3)
-    maps, shared = pil_pose(points, r)
-    head_t, garment_t = torch.from_numpy(head), torch.from_numpy(garment)
-    im_h = image * head_t - (1 - head_t)
-    return {
-        'cloth': cloth, 'cloth_mask': mask, 'image': image, 'shape': shape, 'head': im_h,
-        'parse_cloth': image * garment_t + (1 - garment_t),
-        'agnostic': torch.cat([shape, im_h, normalise(maps * 255)]),
-        'pose_image': normalise(shared * 255)[None],
-    }
+def assert_original_item(item, split_dir, stage='GMM', grid_path=None):
+    """`item` equals the original preprocessing of its pair, key by key (torch.equal)."""
+    expected = original_item(split_dir, item['im_name'], item['c_name'], stage, grid_path=grid_path)
+    assert list(item) == list(expected)
+    for key, value in expected.items():
+        assert torch.equal(item[key], value) if torch.is_tensor(value) else item[key] == value, key
 
 
 # ----- items -----
@@ -174,13 +150,10 @@ def test_item_keys_shapes_dtypes_ranges(root):
     assert len(item['shape'].unique()) > 10  # blurred, continuous
 
 
-def test_items_equal_original_preprocessing(root):
+def test_items_equal_original_preprocessing(root, grid_png):
     dataset = CPDataset(make_opt(root))
     for index in range(len(dataset)):
-        item = dataset[index]
-        expected = reference_item(root, item['im_name'], item['c_name'])
-        for key, value in expected.items():
-            assert torch.equal(item[key], value), key
+        assert_original_item(dataset[index], root / 'train', grid_path=grid_png)
 
 
 def test_agnostic_channel_order(root):
@@ -237,10 +210,10 @@ def test_bilinear_resize_equals_pillow():
             assert np.array_equal(resized.numpy(), np.array(expected)), ((h, w), (out_h, out_w))
 
 
-def test_l_mode_parse_and_rgb_mask_accepted(root):
+def test_l_mode_parse_and_rgb_mask_accepted(root, grid_png):
     """Bug fix: masks are read with convert('L'); a grayscale (L) parse works like a P one."""
     base = root / 'train'
-    reference = reference_item(root, '000000_0.jpg', '000000_1.jpg')
+    reference = original_item(base, '000000_0.jpg', '000000_1.jpg', grid_path=grid_png)
     labels = np.array(Image.open(base / 'image-parse' / '000000_0.png'))
     Image.fromarray(labels, 'L').save(base / 'image-parse' / '000000_0.png')
     Image.open(base / 'cloth-mask' / '000000_1.jpg').convert('RGB').save(base / 'cloth-mask' / '000000_1.png')
@@ -260,12 +233,12 @@ def drawn(points, radius):
 @pytest.mark.parametrize('radius', [0, 3, 5])
 def test_pose_maps_equal_pil_drawing(radius):
     points = np.array(KEYPOINTS, dtype=np.float64)
-    maps, shared = pil_pose(points, radius)
+    maps, pose_image = original_pose(points, radius)
+    squares = torch.from_numpy(pose_squares(points, radius))
+    assert maps.shape == (18, H, W)
+    assert torch.equal(pose_maps(squares, H, W), maps)
+    assert torch.equal(pose_union(squares, H, W), pose_image)
     ours = drawn(points, radius).numpy()
-    assert ours.shape == (18, H, W)
-    assert np.array_equal(ours, maps)
-    union = pose_union(torch.from_numpy(pose_squares(points, radius)), H, W)
-    assert np.array_equal((union[0].numpy() + 1) / 2, shared)  # the pose image
     assert ours[0].sum() == (2 * radius + 1) ** 2  # a full square is 2r+1 px wide
     assert ours[4].sum() == 0 and ours[5].sum() == 0 and ours[11].sum() == 0
 
@@ -277,12 +250,12 @@ def test_pose_maps_random_points_equal_pil():
         if trial % 2:
             points = np.round(points)  # integer keypoints
         radius = int(rng.integers(0, 8))
-        assert np.array_equal(drawn(points, radius), pil_pose(points, radius)[0])
+        assert torch.equal(drawn(points, radius) * 2 - 1, original_pose(points, radius)[0])
 
 
 def test_pose_maps_int_keypoints_list():
     points = [(int(x), int(y), 1) for x, y, _ in KEYPOINTS]
-    assert np.array_equal(drawn(points, 5), pil_pose(points, 5)[0])
+    assert torch.equal(drawn(points, 5) * 2 - 1, original_pose(points, 5)[0])
 
 
 def test_read_pose_body25_and_pose_keypoints_2d(tmp_path):
@@ -319,18 +292,17 @@ def test_grid_image_tensor_cached_and_independent_of_cwd(root, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)  # no grid.png here
     dataset = CPDataset(make_opt(root))
     item = dataset[0]
-    assert torch.equal(item['grid_image'], normalise(make_grid_image(H, W)).permute(2, 0, 1))
+    expected = original_transform(Image.fromarray(make_grid_image(H, W)))
+    assert torch.equal(item['grid_image'], expected)
     item['grid_image'].zero_()  # the item's own copy: the dataset's grid image is unchanged
-    assert torch.equal(dataset[1]['grid_image'], normalise(make_grid_image(H, W)).permute(2, 0, 1))
+    assert torch.equal(dataset[1]['grid_image'], expected)
 
 
 def test_tom_stage_reads_warp_outputs(tmp_path):
     make_dataset(tmp_path, warp=True)
     item = CPDataset(make_opt(tmp_path, stage='TOM'))[2]
     assert item['grid_image'] == ''
-    expected = reference_item(tmp_path, '000002_0.jpg', '000002_1.jpg', stage='TOM')
-    for key in ('cloth', 'cloth_mask', 'agnostic'):
-        assert torch.equal(item[key], expected[key]), key
+    assert_original_item(item, tmp_path / 'train', stage='TOM')
     batch = CPDataLoader(make_opt(tmp_path, stage='TOM'), CPDataset(make_opt(tmp_path, stage='TOM'))).next_batch()
     assert batch['grid_image'] == ['', '']
 
