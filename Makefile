@@ -13,7 +13,7 @@ INSTALLED := $(VENV)/.cpvton-installed
 # trains KEEP steps at its LR, then DECAY steps with the rate falling linearly to 0 (the original's
 # schedule, shortened). DEMO_PRECISION=auto trains in bf16 autocast where the CPU (or GPU) runs bf16
 # natively (about 2x faster on a CPU with AMX), else in float32. On the default sample set (256
-# train and 64 test persons) the GMM's warped-mask IoU reaches 0.889 (identity warp: 0.53): see
+# train and 64 test persons) the GMM's warped-mask IoU reaches 0.884-0.889 (identity warp: 0.53): see
 # docs/experiments.md. The TOM learns more per second at batch 2 than at 4; the GMM (BatchNorm)
 # needs batch 4. The TOM trains in the channels_last layout (about 25% faster on such a CPU; the
 # GMM is not faster in it).

@@ -6,24 +6,11 @@ and, with --json, written to a file.
     python bench.py --quick               # tiny counts, seconds (what the tests run)
     python bench.py --json bench.json     # also write every figure as JSON
 
-It runs on --device (default: CUDA if available, else the CPU). Each figure is the median of
---repeats timed runs after a warm-up. Two ways of doing the same work are timed in the same
-process and interleaved (A, B, A, B, ...), so that load from other processes hits both alike:
-
-- dataset: the original cp-vton preprocessing (original_item: torchvision transforms, a PIL canvas
-  per pose keypoint, grid.png read for every item) against CPDataset's items and against compact
-  items expanded in batches on the device (how train.py and test.py load them);
-- forward: the plain fp32 models under no_grad against networks.for_inference (channels_last,
-  inference_mode), also under bf16 autocast where native (or --emulated_bf16) and fp16 on CUDA;
-- end to end: the original test loop (original_test: batch 4, one worker, images saved and logged
-  to TensorBoard every step) against pipeline.run_test (test.py) in fp32 and, where native, bf16:
-  the GMM test, then the TOM test on its warps, with random weights on a sample dataset in a
-  temporary folder; each mode's images are compared with the original loop's;
-- training: steps/s of the GMM and TOM losses with backward and Adam, plain and channels_last,
-  fp32 and (where native) bf16; the TOM's VGG19 perceptual loss on random weights.
-
-GFLOP/s are the models' forward FLOPs (torch.utils.flop_counter) per second, beside the peak of a
-large matmul and a large convolution measured in the same run.
+It runs on --device (default: CUDA if available, else the CPU), with random weights on a sample
+dataset in a temporary folder. Each figure is the median of --repeats timed runs after a warm-up.
+The original cp-vton code (per-item PIL drawing, batch 4, one loader worker, images saved and
+logged every step) and this code's fast path are timed in the same process and interleaved
+(A, B, A, B, ...), so that load from other processes hits both alike.
 """
 import argparse
 import contextlib
@@ -95,19 +82,14 @@ def get_options(argv=None):
     return args
 
 
-# ---------------------------------------------------------------------------------------------
-# Timing
-
-
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def interleaved(fns, device, repeats, warmup, self_timed=False):
-    """{name: median seconds} of the callables, run in turn (A, B, ..., A, B, ...) for `warmup`
-    untimed rounds, then `repeats` timed ones. With self_timed, each callable returns its own
-    seconds (leaving out work that is not measured)."""
+    """{name: median seconds} of the callables run in turn, `warmup` untimed rounds then `repeats`
+    timed ones; with self_timed, each callable returns its own seconds."""
     times = {name: [] for name in fns}
     for round_ in range(warmup + repeats):
         for name, fn in fns.items():
@@ -127,16 +109,14 @@ def interleaved(fns, device, repeats, warmup, self_timed=False):
 
 
 def original_transform(image):
-    """The original's ToTensor + Normalize(0.5, 0.5): a PIL image -> [c, H, W] in [-1, 1] (one
-    mean and std per channel, which modern torchvision needs for 1-channel images)."""
+    """The original's ToTensor + Normalize(0.5, 0.5): a PIL image -> [c, H, W] in [-1, 1]."""
     tensor = T.ToTensor()(image)
     return T.Normalize((0.5,) * len(tensor), (0.5,) * len(tensor))(tensor)
 
 
 def original_pose(keypoints, radius, height=256, width=192):
-    """(pose maps [n, H, W], pose image [1, H, W]) in {-1, 1}: for each keypoint (x, y, score)
-    with x > 1 and y > 1, a white square of half-size `radius` drawn by PIL's ImageDraw on its own
-    canvas and on the shared pose image."""
+    """(pose maps [n, H, W], pose image [1, H, W]) in {-1, 1}: a white square of half-size `radius`
+    drawn by PIL for each keypoint (x, y, score) with x > 1 and y > 1."""
     maps = torch.zeros(len(keypoints), height, width)
     pose_image = Image.new("L", (width, height))
     for i, (x, y, _) in enumerate(keypoints):
@@ -151,9 +131,8 @@ def original_pose(keypoints, radius, height=256, width=192):
 
 def original_item(split_dir, im_name, c_name, stage="GMM", radius=5, height=256, width=192,
                   grid_path="grid.png"):
-    """The original CPDataset.__getitem__ for the pair (im_name, c_name) of `split_dir`
-    (<dataroot>/<datamode>); the GMM's grid image is read from `grid_path` (the original: grid.png
-    in the working directory)."""
+    """The original CPDataset.__getitem__ for a pair of `split_dir` (<dataroot>/<datamode>); the
+    GMM's grid image is read from `grid_path`."""
     paths = cp_dataset.pair_paths(split_dir, im_name, c_name, stage)
     cloth = original_transform(Image.open(paths["cloth"]))
     cloth_mask = torch.from_numpy((np.array(Image.open(paths["cloth_mask"])) >= 128).astype(np.float32))
@@ -191,24 +170,10 @@ class OriginalDataset(Dataset):
         return self.item(*self.pairs[index])
 
 
-def original_save_images(tensors, names, save_dir):
-    """The original visualization.save_images: (t+1)/2*255 clamped, in torch ops, image by image."""
-    for tensor, name in zip(tensors, names):
-        array = ((tensor.clone() + 1) * 0.5 * 255).cpu().clamp(0, 255).numpy().astype("uint8")
-        Image.fromarray(array[0] if len(array) == 1 else array.transpose(1, 2, 0)).save(osp.join(save_dir, name))
-
-
-def original_board_add_images(board, tag, rows, step):
-    """The original visualization.board_add_images: for each batch element, the rows of images as
-    (t+1)/2 (clamped; 1 channel repeated to 3) in one grid, logged with add_image (a PNG)."""
-    rows = [[((t.clone() + 1) * 0.5).cpu().clamp(0, 1).expand(-1, 3, -1, -1) for t in row] for row in rows]
-    for i, image in enumerate(torch.cat([torch.cat(row, 3) for row in rows], 2)):
-        board.add_image("%s/%03d" % (tag, i), image, step)
-
-
 def original_test(opt, grid_path, device):
     """The original test.py loop for opt.stage: the plain fp32 model under no_grad, OriginalDataset
-    with the batch size and workers of opt, images saved and TensorBoard images logged every step."""
+    with the batch size and workers of opt, and every step the original visualization.save_images
+    and board_add_images (PNG grids, images (t+1)/2 clamped, 1 channel repeated to 3)."""
     model = networks.build_model(opt.stage)
     networks.load_checkpoint(model, opt.checkpoint, stage=opt.stage)
     model.to(device).eval()
@@ -238,8 +203,14 @@ def original_test(opt, grid_path, device):
                            [p_rendered, p_tryon, x["image"]]]
                 saved = [(p_tryon, inputs["im_name"])]
             for folder, (images, names) in zip(cp_dataset.RESULT_FOLDERS[opt.stage], saved):
-                original_save_images(images, names, osp.join(out_dir, folder))
-            original_board_add_images(board, "combine", visuals, step + 1)
+                for image, name in zip(images, names):
+                    array = ((image.clone() + 1) * 0.5 * 255).cpu().clamp(0, 255).numpy().astype("uint8")
+                    array = array[0] if len(array) == 1 else array.transpose(1, 2, 0)
+                    Image.fromarray(array).save(osp.join(out_dir, folder, name))
+            rows = [torch.cat([((t.clone() + 1) * 0.5).cpu().clamp(0, 1).expand(-1, 3, -1, -1)
+                               for t in row], 3) for row in visuals]
+            for i, image in enumerate(torch.cat(rows, 2)):
+                board.add_image("combine/%03d" % i, image, step + 1)
     board.close()
 
 
@@ -284,24 +255,21 @@ def measure_peaks(args):
 
 
 def dataset_section(args):
-    """Items/s in one process with 1 torch thread (as in a loader worker) of the original
-    preprocessing, of CPDataset's items, and of compact items plus their expansion on the device in
-    batches of 4 (the fast path); then through DataLoaders of batch 4 (the original with 1 worker,
-    the fast path with --fast_workers). The first 8 items of CPDataset and of the fast path are
-    compared with the original's (torch.equal)."""
+    """Items/s with 1 torch thread (as in a loader worker) of the original items and of compact
+    items expanded on the device in batches of 4 (the fast path), checked equal; then through
+    DataLoaders of batch 4 (the original with 1 worker, the fast path with --fast_workers)."""
     device = args.device
     opt = options.test_options(["--checkpoint", "", "--dataroot", args.root, "--datamode", "test",
                                 "--data_list", "test_pairs.txt"])
-    original, plain = OriginalDataset(opt, args.grid_path), cp_dataset.CPDataset(opt)
-    compact = cp_dataset.CPDataset(opt, compact=True)
-    n = len(plain)
+    original, compact = OriginalDataset(opt, args.grid_path), cp_dataset.CPDataset(opt, compact=True)
+    n = len(compact)
     chunks = [range(start, min(start + 4, n)) for start in range(0, n, 4)]
     batches = [default_collate([compact[i] for i in chunk]) for chunk in chunks]
     equal = True
     for chunk, batch in list(zip(chunks, batches))[:2]:
         a = default_collate([original[i] for i in chunk])
-        for b in (default_collate([plain[i] for i in chunk]), compact.expand(pipeline.to_device(batch, device))):
-            equal &= all(a[k] == b[k] if isinstance(a[k], list) else torch.equal(a[k], b[k].cpu()) for k in a)
+        b = compact.expand(pipeline.to_device(batch, device))
+        equal &= all(a[k] == b[k] if isinstance(a[k], list) else torch.equal(a[k], b[k].cpu()) for k in a)
 
     def read_all(dataset):
         for i in range(n):
@@ -313,9 +281,8 @@ def dataset_section(args):
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    t = interleaved({"original": lambda: read_all(original), "cpdataset": lambda: read_all(plain),
-                     "compact": lambda: read_all(compact), "expand": lambda: expand_all(batches)},
-                    device, args.repeats, args.warmup)
+    t = interleaved({"original": lambda: read_all(original), "compact": lambda: read_all(compact),
+                     "expand": lambda: expand_all(batches)}, device, args.repeats, args.warmup)
     torch.set_num_threads(threads)
     loaders = {name: DataLoader(dataset, batch_size=4, num_workers=workers, persistent_workers=workers > 0)
                for name, dataset, workers in (("original", original, 1), ("fast", compact, args.fast_workers))}
@@ -323,17 +290,15 @@ def dataset_section(args):
                      device, args.repeats, args.warmup)
     fast = t["compact"] + t["expand"]
     return {"items": n, "equal_to_original": bool(equal),
-            "original_items_per_s": n / t["original"], "cpdataset_items_per_s": n / t["cpdataset"],
-            "compact_items_per_s": n / t["compact"], "expand_items_per_s": n / t["expand"],
-            "items_per_s": n / fast, "speedup": t["original"] / fast,
+            "original_items_per_s": n / t["original"], "compact_items_per_s": n / t["compact"],
+            "expand_items_per_s": n / t["expand"], "items_per_s": n / fast, "speedup": t["original"] / fast,
             "original_loader_workers": 1, "loader_workers": args.fast_workers,
             "original_loader_items_per_s": n / tl["original"], "loader_items_per_s": n / tl["fast"]}
 
 
 def forward_section(args):
-    """pairs/s and GFLOP/s of GMM and TOM forward passes on random inputs: the plain fp32 model
-    under no_grad, and networks.for_inference under inference_mode in each fast mode; max_abs_diff
-    is the largest difference from the plain model's output (the GMM's: the grid)."""
+    """pairs/s and GFLOP/s of GMM and TOM forward passes on random inputs: the plain fp32 model against
+    networks.for_inference in each fast mode; max_abs_diff: from the plain output (the GMM's grid)."""
     device, precisions, rows = args.device, fast_precisions(args), []
     for stage in STAGES:
         torch.manual_seed(0)
@@ -384,8 +349,7 @@ def steps_2_and_5(args, mode, argv, checkpoints):
 
 
 def compare_images(dir_a, dir_b):
-    """Max and mean difference in 8-bit levels, and the fraction of values that differ, between
-    the images of dir_a and those of the same names in dir_b."""
+    """Max and mean 8-bit level difference, and the fraction differing, of dir_a's images from dir_b's."""
     diffs = [np.abs(np.asarray(Image.open(osp.join(dir_a, name)), np.int16)
                     - np.asarray(Image.open(osp.join(dir_b, name)), np.int16)).ravel()
              for name in sorted(os.listdir(dir_a))]
@@ -395,9 +359,8 @@ def compare_images(dir_a, dir_b):
 
 
 def end_to_end_section(args):
-    """pairs/s of steps 2 + 5 (steps_2_and_5) with random weights: the original loop against
-    test.py's in each fast mode but fp16, and each mode's result images against the original's
-    (the TOM reads each mode's own warps)."""
+    """pairs/s of steps 2 + 5: the original loop against test.py's in each fast mode but fp16, and
+    each mode's result images against the original's (the TOM reads each mode's own warps)."""
     device, root, work = args.device, args.root, args.work
     torch.manual_seed(0)
     checkpoints = {stage: osp.join(work, f"{stage.lower()}_final.pth") for stage in STAGES}
@@ -427,9 +390,8 @@ def end_to_end_section(args):
 
 
 def train_section(args):
-    """steps/s of the GMM and TOM losses (pipeline.LOSSES) with backward and Adam at --train_batch,
-    interleaved: the original's plain layout and channels_last, in fp32 and, where the device runs
-    bf16 natively, under bf16 autocast."""
+    """steps/s of the GMM and TOM losses with backward and Adam at --train_batch: the plain layout
+    and channels_last, in fp32 and, where the device runs it natively, bf16."""
     device = args.device
     dataset = cp_dataset.CPDataset(dataroot=args.root, datamode="train", data_list="train_pairs.txt")
     inputs = pipeline.to_device(default_collate([dataset[i % len(dataset)] for i in range(args.train_batch)]), device)
@@ -470,33 +432,26 @@ def memory_section(args):
     return result
 
 
-# ---------------------------------------------------------------------------------------------
-# Report
-
-
 def table(results):
-    m, peak, d, e, tr, mem = (results[k] for k in ("machine", "peak_gflops", "dataset", "end_to_end", "train", "memory"))
+    m, peak, d, e = (results[k] for k in ("machine", "peak_gflops", "dataset", "end_to_end"))
+    tr, mem = results["train"], results["memory"]
     lines = [
         f"CP-VTON benchmark on {m['device']} ({m['cpu']}), torch {m['torch']}, {m['threads']} threads, "
         f"load {m['load_before'][0]:.2f} -> {m['load_after'][0]:.2f}{' [quick]' if results['quick'] else ''}",
         f"peak GFLOP/s: matmul fp32 {peak['matmul_fp32']:.0f}; conv fp32 {peak['conv_fp32']:.0f} "
         f"(channels_last {peak['conv_fp32_channels_last']:.0f}); conv bf16 channels_last "
-        f"{peak['conv_bf16_channels_last']:.0f} ({'native' if peak['native_bf16'] else 'emulated: no native bf16'})",
+        f"{peak['conv_bf16_channels_last']:.0f} ({'native' if peak['native_bf16'] else 'emulated'})",
         "",
-        f"{'dataset (items/s)':34}{'original':>12}{'fast':>12}{'ratio':>8}",
-        f"{'  one process, 1 thread':34}{d['original_items_per_s']:12.1f}{d['items_per_s']:12.1f}{d['speedup']:8.2f}",
-        f"    (fast = compact items {d['compact_items_per_s']:.0f}/s, then expanded on {m['device']} "
-        f"{d['expand_items_per_s']:.0f}/s; CPDataset's items {d['cpdataset_items_per_s']:.0f}/s)",
-        f"{'  loader, workers %d / %d' % (d['original_loader_workers'], d['loader_workers']):34}"
-        f"{d['original_loader_items_per_s']:12.1f}{d['loader_items_per_s']:12.1f}"
-        f"{d['loader_items_per_s'] / d['original_loader_items_per_s']:8.2f}",
-        f"  items equal to the original: {d['equal_to_original']}",
+        f"dataset items/s, one process, 1 thread: original {d['original_items_per_s']:.1f}, fast "
+        f"{d['items_per_s']:.1f} (x{d['speedup']:.2f}); items equal to the original: {d['equal_to_original']}",
+        f"  fast = compact items {d['compact_items_per_s']:.0f}/s, then expanded on {m['device']} "
+        f"{d['expand_items_per_s']:.0f}/s",
+        f"  through the loader, workers {d['original_loader_workers']} / {d['loader_workers']}: original "
+        f"{d['original_loader_items_per_s']:.1f}, fast {d['loader_items_per_s']:.1f}",
         "",
-        f"{'forward':10}{'batch':>6}{'mode':>11}{'pairs/s':>10}{'GFLOP/s':>10}{'vs fp32':>9}{'max|diff|':>11}"]
-    base = {(r["model"], r["batch"]): r["pairs_per_s"] for r in results["forward"] if r["mode"] == "fp32"}
+        f"{'forward':10}{'batch':>6}{'mode':>11}{'pairs/s':>10}{'GFLOP/s':>10}{'max|diff|':>11}"]
     lines += [f"{r['model']:10}{r['batch']:6d}{r['mode']:>11}{r['pairs_per_s']:10.2f}{r['gflops']:10.1f}"
-              f"{r['pairs_per_s'] / base[r['model'], r['batch']]:9.2f}{r['max_abs_diff']:11.1e}"
-              for r in results["forward"]]
+              f"{r['max_abs_diff']:11.1e}" for r in results["forward"]]
     lines += ["", f"end to end, steps 2+5, {e['pairs']} pairs (pairs/s): original "
                   f"{e['original_pairs_per_s']:.2f} (batch 4, 1 worker, fp32)"]
     lines += [f"  {r['mode']:10} {r['pairs_per_s']:6.2f} (batch {r['batch']}, {r['workers']} worker(s), "
@@ -504,11 +459,11 @@ def table(results):
               + ", ".join(f"{folder} {c['max_level_diff']} / {c['mean_level_diff']:.2f}"
                           for folder, c in r["images_vs_original"].items()) for r in e["modes"]]
     lines.append(f"training (steps/s, batch {tr['batch']}, TOM with VGG19 perceptual on random weights):")
-    for stage in STAGES:
-        rate = {mode: tr[f"{stage}_{mode}_steps_per_s"] for mode in tr["modes"]}
-        lines.append(f"  {stage}: " + ", ".join(f"{mode} {r:.2f} (x{r / rate['fp32']:.2f})" for mode, r in rate.items()))
+    lines += [f"  {stage}: " + ", ".join(f"{mode} {tr[f'{stage}_{mode}_steps_per_s']:.2f}"
+                                         for mode in tr["modes"]) for stage in STAGES]
     cuda = f", CUDA max allocated {mem['cuda_max_allocated_mb']:.0f} MiB" if "cuda_max_allocated_mb" in mem else ""
-    lines.append(f"peak memory: RSS {mem['peak_rss_mb']:.0f} MiB (loader workers {mem['peak_rss_children_mb']:.0f} MiB){cuda}")
+    lines.append(f"peak memory: RSS {mem['peak_rss_mb']:.0f} MiB "
+                 f"(loader workers {mem['peak_rss_children_mb']:.0f} MiB){cuda}")
     return "\n".join(lines)
 
 

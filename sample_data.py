@@ -1,39 +1,12 @@
 """A small procedural dataset in the VITON layout, so CP-VTON runs without the real data.
 
-`generate(root, n_train=256, n_test=64, seed=0)` writes (numpy + Pillow, no downloads):
-
-    root/train_pairs.txt        person with her own garment (same id)
-    root/test_pairs.txt         person with another person's garment (every cloth once)
-    root/test_pairs_same.txt    test person with her own garment (paired evaluation)
-    root/{train,test}/image/NNNNNN_0.jpg               192x256 person
-    root/{train,test}/image-parse/NNNNNN_0.png         LIP label ids, palette PNG
-    root/{train,test}/pose/NNNNNN_0_keypoints.json     OpenPose 1.0, COCO-18
-    root/{train,test}/cloth/NNNNNN_1.jpg               in-shop garment on white
-    root/{train,test}/cloth-mask/NNNNNN_1.jpg          its mask (mode L)
-    root/.sample_dataset        marker: parameters and the list of files written
-
-Train ids are 000000, 000001, ...; test ids 100000, 100001, ... The usual entry is
-`python data_download.py --sample`, which also guards existing data.
-
-A person is a flat-coloured figure on a light background (hair, face, neck, the garment, arms
-hanging, on the hip or across the torso, pants / shorts / a skirt, legs) of varied proportions,
-pose and colours. A garment is a flat-lay product image, large and centred like VITON's: short,
-long or no sleeves, round or V neck, solid, striped, checked, dotted or with a logo or text.
-Images get a Gaussian blur of SOFTNESS pixels, as photos do. The worn garment is the product
-image warped by a thin-plate spline through landmarks placed by the body (shoulder seams on the
-shoulders, hem over the hips, sleeves along the upper arms): body pixels -> product pixels,
-like GMM's sampling grid. The unwarped product mask overlaps the worn garment with IoU ~0.5.
-
-Parses hold the LIP ids as drawn, so parse and image agree pixel for pixel: 2 hair, 13 face
-(also the neck and the neckline's skin), 5 upper-clothes (7 coat, 6 dress), 9 pants, 12 skirt,
-14 / 15 left / right arm (also the skin beside a sleeveless garment), 16 / 17 legs, 18 / 19
-shoes; "left" is the person's left, the image's right. The ankles are mostly below the frame
-(shoes and ankle keypoints are rare); ear keypoints are sometimes missing.
-
-Cloth masks are made as in the original data (convert_data.m): R, G and B all <= MASK_WHITE in
-the saved JPEG, holes filled, a 3x3 median filter; garment colours stay <= GARMENT_MAX.
-
-Same seed, same bytes: each person draws from its own numpy Generator seeded by (seed, id).
+`generate(root)` writes {train,test}/{image,image-parse,pose,cloth,cloth-mask}/ (train ids
+000000, ...; test ids 100000, ...), the three pair lists and the marker .sample_dataset; the usual
+entry is `python data_download.py --sample`, which also guards existing data. A person is a
+flat-coloured figure on a light background, of varied proportions, pose and colours, wearing her
+product-image garment (short, long or no sleeves, solid or printed) warped on by a thin-plate
+spline. Parses hold the LIP ids as drawn. Each person draws from a numpy Generator seeded by
+(seed, id): same seed, same bytes.
 """
 import contextlib
 import io
@@ -51,35 +24,29 @@ HEIGHT, WIDTH = 256, 192
 CX = WIDTH / 2
 PIXELS = np.stack(np.mgrid[:HEIGHT, :WIDTH][::-1], -1).astype(float)  # (x, y) of every pixel
 TRAIN_ID0, TEST_ID0 = 0, 100000
-# 256 train persons: a GMM trained on 64 generalises clearly worse. 64 test persons: the
-# standard error of the mean try-on SSIM is then about 0.005. Persons are drawn by id, so a
-# smaller split is the start of a larger one.
+# A GMM trained on 64 persons generalises clearly worse than on 256; 64 test persons give the
+# mean try-on SSIM a standard error of about 0.005. A smaller split starts a larger one.
 N_TRAIN, N_TEST = 256, 64
 MARKER = '.sample_dataset'
 JPEG_OPTIONS = dict(quality=95, subsampling=0, optimize=False)
 SOFTNESS = 1.0  # sigma (pixels) of the blur that band-limits drawn images like a photo's optics
 MASK_WHITE = 250  # the original cloth masks: garment where R, G and B are all <= this
 GARMENT_MAX = 230  # garment colours stay below the mask threshold, even after JPEG
+LUMA = (0.299, 0.587, 0.114)
 
-# LIP label ids (see cp_dataset.LIP_LABELS).
+# LIP label ids (see cp_dataset.LIP_LABELS); side -1 is the person's right (image left).
 HAIR, UPPER, DRESS, COAT, PANTS, SKIRT, FACE = 2, 5, 6, 7, 9, 12, 13
 LEFT_ARM, RIGHT_ARM, LEFT_LEG, RIGHT_LEG, LEFT_SHOE, RIGHT_SHOE = 14, 15, 16, 17, 18, 19
-# side -1 = the person's right (image left), +1 = the person's left (image right)
-ARM = {-1: RIGHT_ARM, 1: LEFT_ARM}
-LEG = {-1: RIGHT_LEG, 1: LEFT_LEG}
-SHOE = {-1: RIGHT_SHOE, 1: LEFT_SHOE}
-
+ARM, LEG, SHOE = {-1: RIGHT_ARM, 1: LEFT_ARM}, {-1: RIGHT_LEG, 1: LEFT_LEG}, {-1: RIGHT_SHOE, 1: LEFT_SHOE}
 # COCO-18 keypoint order of OpenPose's pose_keypoints.
 KEYPOINTS = ('nose', 'neck', 'r_shoulder', 'r_elbow', 'r_wrist', 'l_shoulder', 'l_elbow',
              'l_wrist', 'r_hip', 'r_knee', 'r_ankle', 'l_hip', 'l_knee', 'l_ankle',
              'r_eye', 'l_eye', 'r_ear', 'l_ear')
 
-# Body proportions at scale 1, in pixels: half the shoulder width, neck to hips, half the head
-# height, and the limbs joint to joint.
+# Body at scale 1, in pixels: half the shoulder width, neck to hips, half the head height, the
+# limbs joint to joint; and the product-image height that matches the wearer's neck-to-hip length.
 SHOULDER_HALF, TORSO_LEN, HEAD_RY = 33, 100, 20
 UPPER_ARM, FOREARM, THIGH, SHIN = 48, 44, 58, 55
-# Product-image height that corresponds to the wearer's neck-to-hip length (a garment's
-# shoulder seams go to the wearer's shoulders).
 PRODUCT_TORSO = 132.0
 
 # How often each kind is drawn.
@@ -88,8 +55,7 @@ PATTERNS = {'solid': 0.25, 'stripes': 0.18, 'vstripes': 0.1, 'checks': 0.15, 'do
 ARM_MODES = {'down': 0.68, 'front': 0.17, 'hip': 0.15}  # hanging, forearm across, hand on hip
 HAIR_STYLES = {'short': 0.45, 'long': 0.35, 'bob': 0.2}
 BOTTOMS = {'pants': 0.55, 'shorts': 0.2, 'skirt': 0.25}
-DRESS_P, COAT_P = 0.12, 0.35  # a garment without long sleeves is a dress; a long-sleeved one a coat
-V_NECK_P = 0.3
+DRESS_P, COAT_P, V_NECK_P = 0.12, 0.35, 0.3  # a dress has no long sleeves, a coat has them
 HIDDEN_EAR_P = 0.25  # an ear keypoint is left out, as OpenPose often misses ears
 
 SKIN = np.array([(243, 212, 189), (232, 190, 160), (214, 168, 132), (190, 144, 108),
@@ -101,9 +67,8 @@ BOTTOM_COLOURS = np.array([(42, 52, 82), (34, 34, 38), (72, 72, 78), (62, 86, 12
 
 
 def voc_palette():
-    """The PASCAL VOC colour map (768 values): the palette that the parse PNGs carry, as
-    LIP's and VITON's do. It is not the LIP colours that the project draws parses in
-    (cp_dataset.LIP_PALETTE); a label's value, not its palette colour, is what counts."""
+    """The PASCAL VOC colour map (768 values) that the parse PNGs carry, as LIP's and VITON's
+    do; only a label's value counts (the project draws parses in cp_dataset.LIP_PALETTE)."""
     return [sum(((label >> (3 * bit + channel)) & 1) << (7 - bit) for bit in range(8))
             for label in range(256) for channel in range(3)]
 
@@ -113,8 +78,7 @@ def _pick(rng, weights):
     return rng.choice(list(weights), p=list(weights.values()))
 
 
-# ----------------------------------------------------------------------------------------
-# Small geometry helpers (points are float (x, y) in image pixels, y down).
+# ---- Geometry (points are float (x, y) in image pixels, y down) ----
 
 def _unit(angle, down, right, side):
     """Direction `angle` radians away from `down`, turned outwards on `side`."""
@@ -156,49 +120,33 @@ def _fill(polygons=(), circles=()):
     return np.array(image) > 0
 
 
-# ----------------------------------------------------------------------------------------
-# Thin-plate spline (the warp between the body and the product image)
-
 def _tps_kernel(d2):
     return np.where(d2 > 0, d2 * np.log(np.maximum(d2, 1e-12)), 0.0)
 
 
 def tps_map(source, target, points, scale=100.0, smoothing=5e-2):
     """Thin-plate spline from `source[i]` to `target[i]` (N, 2), evaluated at `points` (M, 2).
-
-    Slightly smoothed (not exactly interpolating), which keeps it from folding between
-    nearby landmarks that move apart, such as a sleeve and the side of the body.
-    """
+    Slightly smoothed, which keeps it from folding between nearby landmarks that move apart."""
     source, target, points = (np.asarray(a, float) / scale for a in (source, target, points))
     n = len(source)
     system = np.zeros((n + 3, n + 3))
-    system[:n, :n] = _tps_kernel(((source[:, None] - source[None]) ** 2).sum(-1))
-    system[:n, :n] += smoothing * np.eye(n)
+    system[:n, :n] = _tps_kernel(((source[:, None] - source[None]) ** 2).sum(-1)) + smoothing * np.eye(n)
     affine = np.hstack([np.ones((n, 1)), source])
     system[:n, n:], system[n:, :n] = affine, affine.T
-    rhs = np.zeros((n + 3, 2))
-    rhs[:n] = target
-    coef = np.linalg.solve(system, rhs)
+    coef = np.linalg.solve(system, np.vstack([target, np.zeros((3, 2))]))
     kernel = _tps_kernel(((points[:, None] - source[None]) ** 2).sum(-1))
-    mapped = kernel @ coef[:n] + coef[n] + points @ coef[n + 1:]
-    return mapped * scale
+    return (kernel @ coef[:n] + coef[n] + points @ coef[n + 1:]) * scale
 
 
-# ----------------------------------------------------------------------------------------
-# The in-shop garment
+# ---- The in-shop garment ----
 
 def _garment_colour(rng, value=(0.35, 0.9)):
     """A saturated-enough colour whose brightest channel stays <= GARMENT_MAX."""
     hue, sat, val = rng.uniform(0, 1), rng.uniform(0.3, 0.9), rng.uniform(*value)
-    h6 = hue * 6
-    c = val * sat
+    h6, c = hue * 6, val * sat
     x = c * (1 - abs(h6 % 2 - 1))
     rgb = [(c, x, 0), (x, c, 0), (0, c, x), (0, x, c), (x, 0, c), (c, 0, x)][int(h6) % 6]
     return np.clip((np.array(rgb) + val - c) * 255, 0, GARMENT_MAX)
-
-
-def _luma(rgb):
-    return float(np.dot(rgb, (0.299, 0.587, 0.114)))
 
 
 def _texture(rng, garment):
@@ -206,28 +154,25 @@ def _texture(rng, garment):
     base = _garment_colour(rng)
     for _ in range(20):  # a second colour that stands out (a visible print)
         other = _garment_colour(rng, value=(0.2, 0.9))
-        if abs(_luma(other) - _luma(base)) > 70:
+        if abs(np.dot(other, LUMA) - np.dot(base, LUMA)) > 70:
             break
     else:
-        other = base * 0.35 if _luma(base) > 100 else np.minimum(base + 120, GARMENT_MAX)
+        other = base * 0.35 if np.dot(base, LUMA) > 100 else np.minimum(base + 120, GARMENT_MAX)
     pattern = garment['pattern']
     y, x = np.mgrid[:HEIGHT, :WIDTH].astype(float)
     texture = np.full((HEIGHT, WIDTH, 3), base, float)
     if pattern in ('stripes', 'vstripes'):
         period = rng.uniform(18, 28)
         coord = y if pattern == 'stripes' else x
-        stripe = (coord + rng.uniform(0, period)) % period < period * rng.uniform(0.3, 0.5)
-        texture[stripe] = other
+        texture[(coord + rng.uniform(0, period)) % period < period * rng.uniform(0.3, 0.5)] = other
     elif pattern == 'checks':
         period = rng.uniform(24, 36)
-        a = (y + rng.uniform(0, period)) % period < period / 2
-        b = (x + rng.uniform(0, period)) % period < period / 2
+        a, b = ((c + rng.uniform(0, period)) % period < period / 2 for c in (y, x))  # rows, columns
         texture[a ^ b] = (base + other) / 2
         texture[a & b] = other
     elif pattern == 'dots':
         period, radius = rng.uniform(20, 28), rng.uniform(4.5, 6.5)
-        row = np.floor(y / period)
-        dx = (x + (row % 2) * period / 2) % period - period / 2
+        dx = (x + (np.floor(y / period) % 2) * period / 2) % period - period / 2
         dy = y % period - period / 2
         texture[dx ** 2 + dy ** 2 <= radius ** 2] = other
     image = Image.fromarray(texture.astype(np.uint8))
@@ -245,8 +190,7 @@ def _draw_logo(rng, image, top, colour):
         font = ImageFont.load_default(size=int(rng.integers(20, 27)))
         draw.text((cx, cy), text, fill=colour, font=font, anchor='mm')
         return
-    r = rng.uniform(13, 19)
-    shape = rng.integers(3)
+    r, shape = rng.uniform(13, 19), rng.integers(3)
     if shape == 0:
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
     elif shape == 1:
@@ -312,24 +256,18 @@ def _torso_points(outline, sleeve_ends):
 
 
 def random_garment(rng, sleeves=None):
-    """Shape, landmarks and print of a product image, in product-image pixels.
-
-    `points` holds every landmark array: 'outline' (the polygon), 'torso' (points along the
-    outline that move with the torso), 'neckline', 'armpits', 'interior' (a grid inside the
-    body part) and, per sleeve side (-1 image left, +1 image right), [shoulder, armpit,
-    outer end, inner end]. `shoulder` is the half width between the shoulder seams and
-    `scale` < 1 if the garment was shrunk to fit the frame.
-    """
+    """Shape, landmarks and print of a product image, in its pixels. `points` holds 'outline',
+    'torso' (outline points that move with the torso), 'neckline', 'armpits', 'interior' (a grid
+    inside the body part) and per sleeve side [shoulder, armpit, outer end, inner end]; `scale`
+    < 1 if the garment was shrunk to fit the frame."""
     m = _garment_measures(rng, sleeves)
     points, sides = {}, {}
     for side in (-1, 1):
         sides[side], sleeve = _garment_side(rng, m, side)
         if sleeve is not None:
             points[f'sleeve{side}'] = sleeve
-    if m.v_neck:
-        neckline = np.array([[CX + m.neck, m.top], [CX, m.top + m.depth], [CX - m.neck, m.top]])
-    else:
-        neckline = _ellipse((CX, m.top), m.neck, m.depth, n=13, start=0, stop=np.pi)
+    neckline = (np.array([[CX + m.neck, m.top], [CX, m.top + m.depth], [CX - m.neck, m.top]]) if m.v_neck
+                else _ellipse((CX, m.top), m.neck, m.depth, n=13, start=0, stop=np.pi))
     outline = np.array([(CX - m.neck, m.top), *sides[-1], *sides[1][::-1], (CX + m.neck, m.top),
                         *neckline[1:-1]])
     sleeve_ends = [end for sleeve in points.values() for end in sleeve[2:]]
@@ -352,16 +290,8 @@ def random_garment(rng, sleeves=None):
 
 def cloth_mask_like_viton(cloth):
     """The original data's cloth mask: R, G, B all <= MASK_WHITE, holes filled, 3x3 median."""
-    garment = (cloth <= MASK_WHITE).all(axis=2)
-    garment = ndimage.binary_fill_holes(garment)
+    garment = ndimage.binary_fill_holes((cloth <= MASK_WHITE).all(axis=2))
     return ndimage.median_filter(garment.astype(np.uint8), size=3).astype(bool)
-
-
-def _jpeg_roundtrip(array):
-    """What a JPEG written with JPEG_OPTIONS reads back as (the cloth mask is made from it)."""
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, 'JPEG', **JPEG_OPTIONS)
-    return np.array(Image.open(buffer).convert('RGB'))
 
 
 def _soften(image):
@@ -371,21 +301,21 @@ def _soften(image):
 
 
 def render_cloth(garment):
-    """Product image (uint8 [H, W, 3], garment on white) and its mask (bool [H, W])."""
-    shape = _fill([garment['points']['outline']])
-    cloth = _soften(np.where(shape[..., None], garment['texture'], 255))
-    return cloth, cloth_mask_like_viton(_jpeg_roundtrip(cloth))
+    """Product image (uint8 [H, W, 3], garment on white) and its mask (bool [H, W]), the mask
+    made from the image as a JPEG written with JPEG_OPTIONS reads back."""
+    cloth = _soften(np.where(_fill([garment['points']['outline']])[..., None], garment['texture'], 255))
+    buffer = io.BytesIO()
+    Image.fromarray(cloth).save(buffer, 'JPEG', **JPEG_OPTIONS)
+    return cloth, cloth_mask_like_viton(np.array(Image.open(buffer).convert('RGB')))
 
 
-# ----------------------------------------------------------------------------------------
-# The person
+# ---- The person ----
 
 def random_body(rng, long_sleeves=False):
     """Keypoints and body measurements of a front-facing person (a dict)."""
     s = rng.uniform(0.96, 1.12)  # the person's scale
     tilt = rng.uniform(-0.06, 0.06)  # lean, radians
-    down = np.array([np.sin(tilt), np.cos(tilt)])
-    right = np.array([np.cos(tilt), -np.sin(tilt)])
+    down, right = np.array([np.sin(tilt), np.cos(tilt)]), np.array([np.cos(tilt), -np.sin(tilt)])
     neck = np.array([CX + rng.uniform(-8, 8), rng.uniform(64, 72)])
 
     def torso(u, v):
@@ -417,8 +347,7 @@ def _add_arms(rng, body, long_sleeves):
     hip (long sleeves always hang); angles are from the body axis, outwards."""
     s, down, right = body['s'], body['down'], body['right']
     modes = {side: 'down' if long_sleeves else _pick(rng, ARM_MODES) for side in (-1, 1)}
-    for side in (-1, 1):
-        mode = modes[side]
+    for side, mode in modes.items():
         if mode == 'down':
             upper = rng.uniform(0.12, 0.42) if not long_sleeves else rng.uniform(0.18, 0.35)
             fore = upper + rng.uniform(-0.06, 0.12 if long_sleeves else 0.25)
@@ -463,17 +392,13 @@ def _smooth(t):
 
 
 def _body_frames(body, garment):
-    """place(points): product-image points -> where they sit on this body (sleeves aside).
-
-    Widths: the shoulder seams go just outside the shoulder joints, the chest onto the
-    torso inside the hanging arms, the hem over the hips; heights scale with the wearer's
-    neck-to-hip length. The upper garment follows the neck and the shoulder line, the lower
-    one the hips (their sway and tilt), blended smoothly down the torso.
-    """
-    s = body['s']
+    """place(points): product-image points -> where they sit on this body (sleeves aside). The
+    shoulder seams go just outside the shoulders, the chest inside the hanging arms, the hem over
+    the hips; heights scale with the neck-to-hip length. The top follows the neck and shoulder
+    line, the bottom the hips (sway and tilt), blended smoothly down the torso."""
+    s, armpit = body['s'], garment['armpit_v']
     anchor = np.array([CX, garment['top'] + 2])
     length = PRODUCT_TORSO * garment['scale']  # product height of the neck-to-hip length
-    armpit = garment['armpit_v']
     sx_shoulder = (body['shoulder_half'] + 4 * s) / garment['shoulder']
     sx_chest = (body['shoulder_half'] - 5 * s) / garment['shoulder']
     sx_hips = (body['hip_half'] + 12 * s) / garment['chest']
@@ -498,11 +423,8 @@ def _body_frames(body, garment):
 
 
 def garment_landmarks(body, garment):
-    """(product points, body points): the thin-plate spline's landmark pairs.
-
-    Torso landmarks go where `_body_frames` puts them; each sleeve is laid along its upper
-    arm, keeping its mapped length and width.
-    """
+    """(product points, body points): the thin-plate spline's landmark pairs. Torso landmarks go
+    where `_body_frames` puts them; a sleeve lies along its upper arm, keeping length and width."""
     place, points = _body_frames(body, garment), garment['points']
     product = [points['torso'], points['interior']]
     on_body = [place(points['torso']), place(points['interior'])]
@@ -516,7 +438,8 @@ def garment_landmarks(body, garment):
         across = side * np.array([d[1], -d[0]])
         seam = (s_b + a_b) / 2
         end = shoulder + ((seam - shoulder) @ d + np.linalg.norm((eo_b + ei_b) / 2 - seam)) * d
-        half = np.linalg.norm(e_out - e_in) / 2 * (body['shoulder_half'] + 4 * body['s']) / garment['shoulder']
+        half = (np.linalg.norm(e_out - e_in) / 2 * (body['shoulder_half'] + 4 * body['s'])
+                / garment['shoulder'])
         eo_b, ei_b = end + half * across, end - half * across
         for f in (1 / 3, 2 / 3, 1):  # along both edges of the sleeve
             product.append([s_pt + f * (e_out - s_pt), a_pt + f * (e_in - a_pt)])
@@ -536,11 +459,9 @@ def _bilinear(stack, x, y):
 
 
 def warp_garment(body, garment, cloth_mask):
-    """The garment as worn: (RGB float [H, W, 3], worn mask, sleeve mask) on the person.
-
-    The spline (body pixel -> product pixel) is smooth, so it is evaluated on a 4-px grid
-    and interpolated; the product image is then sampled bilinearly, like GMM's grid_sample.
-    """
+    """The garment as worn: (RGB float [H, W, 3], worn mask, sleeve mask) on the person. The
+    smooth spline (body pixel -> product pixel) is evaluated on a 4-px grid and interpolated;
+    the product image is then sampled bilinearly, like GMM's grid_sample."""
     product, on_body = garment_landmarks(body, garment)
     step = 4
     ys, xs = np.mgrid[:HEIGHT + step:step, :WIDTH + step:step]
@@ -573,7 +494,7 @@ class Layers:
 
 
 def _draw_lower_body(layers, rng, body, dress, skin, bottom):
-    """Legs, shoes when the ankles are in the frame, then trousers, shorts or a skirt."""
+    """Legs, shoes when the ankles are in the frame (rarely), then trousers, shorts or a skirt."""
     s, right, torso = body['s'], body['right'], body['torso']
     leg_lines = {side: [body[f'hip{side}'], body[f'knee{side}'], body[f'ankle{side}']] for side in (-1, 1)}
     for side in (-1, 1):
@@ -598,13 +519,9 @@ def _draw_lower_body(layers, rng, body, dress, skin, bottom):
     pelvis = [torso(sway - outer, waist), torso(sway + outer, waist), body['hip1'] + 10 * s * right,
               torso(sway, body['torso_len'] + 16 * s), body['hip-1'] - 10 * s * right]
     stop = rng.uniform(0.25, 0.4)  # shorts end this far down the thigh
-    legs = []
-    for side in (-1, 1):
-        hip, knee, ankle = leg_lines[side]
-        if kind == 'pants':
-            legs.append(_limb([hip, knee, ankle], np.array([13, 10.5, 9]) * s))
-        else:
-            legs.append(_limb([hip, hip + 2 * stop * (knee - hip)], np.array([13, 12]) * s))
+    legs = [_limb([hip, knee, ankle], np.array([13, 10.5, 9]) * s) if kind == 'pants'
+            else _limb([hip, hip + 2 * stop * (knee - hip)], np.array([13, 12]) * s)
+            for hip, knee, ankle in leg_lines.values()]
     layers.paint(_fill([pelvis] + legs), PANTS, bottom)
 
 
@@ -631,8 +548,7 @@ def _draw_torso_skin(layers, body, neckline, sleeveless, skin):
 def _draw_arms(layers, body, worn, sleeves, armpits, sleeveless, skin):
     """Arms go under the garment's sleeves and shoulders but over its sides below the
     armpits. Returns the forearms held in front of the torso, painted last."""
-    s = body['s']
-    in_front = []
+    s, in_front = body['s'], []
     for side, armpit in zip((-1, 1), armpits):
         sh, el, wr = body[f'shoulder{side}'], body[f'elbow{side}'], body[f'wrist{side}']
         hand = wr + 4 * s * (wr - el) / np.linalg.norm(wr - el)
@@ -653,12 +569,10 @@ def _draw_head(layers, rng, body, hair_style, skin, hair):
     """Hair cap (above the mouth line), face, fringe, then eyes, brows and mouth."""
     s, rx, ry, angle = body['s'], body['head_rx'], body['head_ry'], body['head_tilt']
     t = np.linspace(0, 2 * np.pi, 60, endpoint=False)
-    if hair_style == 'bob':
-        cap = np.stack([1.22 * rx * np.cos(t), 0.05 * ry + 1.12 * ry * np.sin(t)], 1)
-        cap = cap[cap[:, 1] < 0.5 * ry]
-    else:
-        cap = np.stack([1.1 * rx * np.cos(t), -0.14 * ry + 1.02 * ry * np.sin(t)], 1)
-        cap = cap[cap[:, 1] < 0.3 * ry]
+    # an ellipse's width, centre, height and the level it is cut at, in head radii
+    wide, centre, tall, cut = (1.22, 0.05, 1.12, 0.5) if hair_style == 'bob' else (1.1, -0.14, 1.02, 0.3)
+    cap = np.stack([wide * rx * np.cos(t), centre * ry + tall * ry * np.sin(t)], 1)
+    cap = cap[cap[:, 1] < cut * ry]
     layers.paint(_fill([on_head(body, cap[:, 0], cap[:, 1])]), HAIR, hair)
     layers.paint(_fill([_ellipse(body['head'], rx, ry, angle)]), FACE, skin)
     start = np.arcsin(-rng.uniform(0.4, 0.55))  # the hairline, as an angle on the face ellipse
@@ -679,10 +593,8 @@ def _draw_head(layers, rng, body, hair_style, skin, hair):
 def render_person(rng, body, garment, cloth_mask):
     """Draw the person back to front -> (image uint8 [H, W, 3], parse uint8 [H, W])."""
     layers = Layers(background=rng.uniform(234, 246) + rng.uniform(-2, 2, 3))  # light, tinted
-    skin, hair = _colour(rng, SKIN), _colour(rng, HAIR_COLOURS)
-    bottom = _colour(rng, BOTTOM_COLOURS)
+    skin, hair, bottom = _colour(rng, SKIN), _colour(rng, HAIR_COLOURS), _colour(rng, BOTTOM_COLOURS)
     rx, ry, s, torso = body['head_rx'], body['head_ry'], body['s'], body['torso']
-
     hair_style = _pick(rng, HAIR_STYLES)
     if hair_style == 'long':  # falls behind the shoulders
         length = rng.uniform(20, 40) * s
@@ -690,7 +602,6 @@ def render_person(rng, body, garment, cloth_mask):
                 torso(1.25 * rx, length), on_head(body, 1.08 * rx, -0.1 * ry)]
         layers.paint(_fill([back]), HAIR, hair)
     _draw_lower_body(layers, rng, body, garment['dress'], skin, bottom)
-
     rgb, worn, sleeves = warp_garment(body, garment, cloth_mask)
     place = _body_frames(body, garment)
     sleeveless = garment['sleeves'] == 'none'
@@ -711,16 +622,10 @@ def make_sample(seed, person_id):
     cloth, cloth_mask = render_cloth(garment)
     body = random_body(rng, long_sleeves=garment['sleeves'] == 'long')
     image, parse = render_person(rng, body, garment, cloth_mask)
-    return dict(image=image, parse=parse, keypoints=keypoints(body, rng), cloth=cloth,
-                cloth_mask=cloth_mask)
+    return dict(image=image, parse=parse, keypoints=keypoints(body, rng), cloth=cloth, cloth_mask=cloth_mask)
 
 
-# ----------------------------------------------------------------------------------------
-# Writing the dataset
-
-def _names(person_id):
-    return f'{person_id:06d}_0.jpg', f'{person_id:06d}_1.jpg'
-
+# ---- Writing the dataset ----
 
 def _split_ids(n_train, n_test):
     return {'train': [TRAIN_ID0 + i for i in range(n_train)],
@@ -729,10 +634,9 @@ def _split_ids(n_train, n_test):
 
 def _person_files(split, person_id):
     """A person's image, parse, pose, cloth and cloth-mask paths, relative to the root."""
-    person, cloth = _names(person_id)
-    stem = person[:-4]
-    return [f'{split}/image/{person}', f'{split}/image-parse/{stem}.png',
-            f'{split}/pose/{stem}_keypoints.json', f'{split}/cloth/{cloth}', f'{split}/cloth-mask/{cloth}']
+    n = f'{person_id:06d}'
+    return [f'{split}/image/{n}_0.jpg', f'{split}/image-parse/{n}_0.png',
+            f'{split}/pose/{n}_0_keypoints.json', f'{split}/cloth/{n}_1.jpg', f'{split}/cloth-mask/{n}_1.jpg']
 
 
 def planned_files(n_train, n_test):
@@ -751,21 +655,11 @@ def _write_person(paths, sample):
     parse = Image.fromarray(sample['parse'], mode='L').convert('P')
     parse.putpalette(voc_palette())
     parse.save(parse_path)
-    pose = {'version': 1.0, 'people': [{
+    pose_path.write_text(json.dumps({'version': 1.0, 'people': [{
         'face_keypoints': [], 'pose_keypoints': [float(v) for v in sample['keypoints'].ravel()],
-        'hand_right_keypoints': [], 'hand_left_keypoints': []}]}
-    pose_path.write_text(json.dumps(pose))
+        'hand_right_keypoints': [], 'hand_left_keypoints': []}]}))
     Image.fromarray(sample['cloth']).save(cloth, 'JPEG', **JPEG_OPTIONS)
-    mask_image = Image.fromarray(sample['cloth_mask'].astype(np.uint8) * 255, mode='L')
-    mask_image.save(mask, 'JPEG', **JPEG_OPTIONS)
-
-
-def _derangement(rng, n):
-    """A permutation without fixed points (one cycle through a random order)."""
-    order = rng.permutation(n)
-    result = np.empty(n, int)
-    result[order] = np.roll(order, -1)
-    return result
+    Image.fromarray(sample['cloth_mask'].astype(np.uint8) * 255, mode='L').save(mask, 'JPEG', **JPEG_OPTIONS)
 
 
 def read_marker(root):
@@ -777,24 +671,19 @@ def read_marker(root):
 
 
 def generate(root, n_train=N_TRAIN, n_test=N_TEST, seed=0):
-    """Write a sample dataset of n_train + n_test persons into `root` (see the module doc).
-
-    Existing files of the same names are overwritten; nothing else in `root` is touched.
-    The marker `root/.sample_dataset` lists every file written: it is written first (as
-    incomplete) so an interrupted run can still be cleaned up, and completed at the end.
-    """
+    """Write a sample dataset of n_train + n_test persons into `root`, overwriting files of the
+    same names and touching nothing else. The marker lists every file: it is written first (as
+    incomplete) so an interrupted run can still be cleaned up, and completed at the end."""
     if not 1 <= n_train <= TEST_ID0 - TRAIN_ID0:
         raise ValueError(f'n_train must be between 1 and {TEST_ID0 - TRAIN_ID0}, got {n_train}')
     if not 2 <= n_test <= 999999 - TEST_ID0:
         raise ValueError(f'n_test must be at least 2 (test_pairs.txt pairs every test person '
                          f'with another person\'s garment), got {n_test}')
-    root = Path(root)
-    files = planned_files(n_train, n_test)
+    root, files = Path(root), planned_files(n_train, n_test)
     marker = dict(generator='sample_data.py', n_train=n_train, n_test=n_test, seed=seed,
                   complete=False, files=files)
     root.mkdir(parents=True, exist_ok=True)
     (root / MARKER).write_text(json.dumps(marker, indent=1))
-
     ids = _split_ids(n_train, n_test)
     for split, split_ids in ids.items():
         for sub in cp_dataset.INPUT_FOLDERS:
@@ -804,31 +693,28 @@ def generate(root, n_train=N_TRAIN, n_test=N_TEST, seed=0):
             _write_person(paths, make_sample(seed, person_id))
 
     def write_pairs(name, pairs):
-        (root / name).write_text(''.join(f'{_names(p)[0]} {_names(c)[1]}\n' for p, c in pairs))
+        (root / name).write_text(''.join(f'{p:06d}_0.jpg {c:06d}_1.jpg\n' for p, c in pairs))
     write_pairs('train_pairs.txt', [(i, i) for i in ids['train']])
     write_pairs('test_pairs_same.txt', [(i, i) for i in ids['test']])
-    partner = _derangement(np.random.default_rng([seed, 999999]), n_test)
+    order = np.random.default_rng([seed, 999999]).permutation(n_test)
+    partner = np.empty(n_test, int)
+    partner[order] = np.roll(order, -1)  # a derangement: one cycle through a random order
     write_pairs('test_pairs.txt', [(i, ids['test'][j]) for i, j in zip(ids['test'], partner)])
-
     marker['complete'] = True
     (root / MARKER).write_text(json.dumps(marker, indent=1))
 
 
 def remove_sample(root):
-    """Delete what a previous generate() wrote in `root` (per its marker), nothing else.
-
-    Folders are removed only when that leaves them empty. Returns the number of files removed.
-    """
-    root = Path(root)
-    marker = read_marker(root)
+    """Delete what a previous generate() wrote in `root` (per its marker), nothing else; folders
+    only when that leaves them empty. Returns the number of files removed."""
+    root, marker = Path(root), read_marker(root)
     if marker is None:
         return 0
     removed = 0
     for name in marker.get('files', []):
         path = root / name
-        if '..' in Path(name).parts or Path(name).is_absolute():
-            continue  # a marker edited to point elsewhere: ignore
-        if path.is_file() and not path.is_symlink():
+        inside = '..' not in Path(name).parts and not Path(name).is_absolute()  # a marker can be edited
+        if inside and path.is_file() and not path.is_symlink():
             path.unlink()
             removed += 1
     for split in cp_dataset.SPLITS:
@@ -839,28 +725,15 @@ def remove_sample(root):
     return removed
 
 
-# ----------------------------------------------------------------------------------------
-# Preview picture
-
-def _parse_colours(parse):
-    """A parse drawn in the LIP colours, the background white."""
-    colours = np.array(cp_dataset.LIP_PALETTE, np.uint8)[parse]
-    colours[parse == 0] = 255
-    return colours
-
-
 def preview(path, seed=0, ids=(0, 4, 7)):
-    """Save a strip of garment / person / parse for three sample persons (a small PNG).
-
-    The README's picture is made by
-    `python -c "import sample_data; sample_data.preview('pics/sample_dataset.png')"`.
-    """
-    tiles = []
-    gap = np.full((HEIGHT, 4, 3), 255, np.uint8)
+    """Save a strip of garment / person / parse for three persons (a small PNG); the README's is
+    made by `python -c "import sample_data; sample_data.preview('pics/sample_dataset.png')"`."""
+    tiles, gap = [], np.full((HEIGHT, 4, 3), 255, np.uint8)
     for person_id in ids:
         sample = make_sample(seed, person_id)
-        tiles += [sample['cloth'], gap, sample['image'], gap, _parse_colours(sample['parse']),
-                  np.full((HEIGHT, 12, 3), 255, np.uint8)]
+        parse = np.array(cp_dataset.LIP_PALETTE, np.uint8)[sample['parse']]
+        parse[sample['parse'] == 0] = 255  # a white background
+        tiles += [sample['cloth'], gap, sample['image'], gap, parse, np.full((HEIGHT, 12, 3), 255, np.uint8)]
     strip = Image.fromarray(np.concatenate(tiles[:-1], axis=1))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     strip.quantize(colors=96, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
