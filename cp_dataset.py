@@ -119,13 +119,19 @@ def result_dir_of(result_dir, checkpoint, datamode):
     return osp.join(result_dir, osp.basename(checkpoint), datamode)
 
 
+def is_file_name(name):
+    """Whether `name` is a plain file name, one that stays inside the folder it is joined to."""
+    return (name not in ('', '.', '..') and '/' not in name and '\\' not in name
+            and '\0' not in name and not osp.isabs(name))
+
+
 def read_pairs(path, problems=None):
     """[(person, cloth), ...] from a pairs file ('<person>.jpg <cloth>.jpg' per line, blank lines
     skipped). Raises DatasetError naming the file and every bad line; with `problems` (a list)
     they are appended to it instead, and the good lines returned."""
     found = []
     try:
-        with open(path) as f:
+        with open(path, 'rb') as f:
             lines = f.read().splitlines()
     except OSError as err:
         found.append(f'{path}: cannot read the pairs file ({err.strerror}); '
@@ -133,12 +139,22 @@ def read_pairs(path, problems=None):
         lines = []
     pairs = []
     for number, line in enumerate(lines, 1):
-        fields = line.split()
+        try:
+            fields = line.decode('utf-8').split()
+        except UnicodeDecodeError:
+            found.append(f'{path} line {number}: not UTF-8 text ({line[:40]!r}); a pairs file lists '
+                         'file names, one pair per line')
+            continue
         if not fields:
             continue  # (the original crashed on blank lines)
         if len(fields) != 2:
             found.append(f"{path} line {number}: expected '<person image> <cloth image>', "
-                         f'found {len(fields)} fields: {line.strip()!r}')
+                         f'found {len(fields)} fields: {" ".join(fields)!r}')
+            continue
+        bad = [name for name in fields if not is_file_name(name)]
+        if bad:
+            found.append(f'{path} line {number}: {bad[0]!r} is not a file name: a pairs file names '
+                         'files inside the split\'s folders (no folders, no "..", no absolute paths)')
             continue
         pairs.append((fields[0], fields[1]))
     if not pairs and not found:
@@ -158,6 +174,15 @@ def write_pairs(path, pairs):
 
 class DatasetError(ValueError):
     """A bad dataset input; the message names the file and the problem."""
+
+    def __str__(self):
+        # Raised again in the main process by a DataLoader worker, the message is wrapped in the
+        # worker's traceback: give the original message, which names the file, on its own.
+        text = super().__str__()
+        marker = f'{type(self).__module__}.{type(self).__qualname__}: '
+        if 'Original Traceback' in text and marker in text:
+            return text.rsplit(marker, 1)[1].strip()
+        return text
 
 
 class ImageSizeError(DatasetError):
@@ -269,6 +294,30 @@ def read_pose(path):
         raise DatasetError(f'{path}: {key} contains non-finite values')
     points = values.reshape(-1, 3)
     return points[BODY25_TO_COCO18] if len(points) == 25 else points
+
+
+def pose_off_frame(keypoints, size):
+    """Why keypoints [18, 3] do not fit an image of `size` = (width, height): most of those present
+    (missing ones are (0, 0)) lie outside it, as when they are in the pixels of the full-size photo;
+    None when they fit. Such a pose draws (almost) nothing in the person representation."""
+    points = np.asarray(keypoints)[:, :2]
+    present = points[points.any(1)]
+    outside = ((present < 0) | (present >= size)).any(1)
+    if outside.sum() * 2 <= max(len(present), 1):
+        return None
+    return (f'{outside.sum()} of {len(present)} keypoints lie outside the {size[0]}x{size[1]} image '
+            f'(x up to {present[:, 0].max():.0f}, y up to {present[:, 1].max():.0f}): are they in the '
+            f'pixels of another image size? prepare_data.py fits photo, parse and keypoints together')
+
+
+_WARNED = set()
+
+
+def warn_once(path, message):
+    """Print 'warning: <path>: <message>' to stderr, once per path and process."""
+    if path not in _WARNED:
+        _WARNED.add(path)
+        print(f'warning: {path}: {message}', file=sys.stderr)
 
 
 def pose_squares(keypoints, radius):
@@ -524,6 +573,11 @@ class CPDataset(data.Dataset):
                 if problems is None:
                     raise
                 problems.append(str(err))
+        off_frame = 'pose' in raw and pose_off_frame(raw['pose'], (self.fine_width, self.fine_height))
+        if off_frame and problems is not None:
+            problems.append(f"{self.paths(index)['pose']}: {off_frame}")
+        elif off_frame:
+            warn_once(self.paths(index)['pose'], off_frame)
         return raw
 
     def __len__(self):

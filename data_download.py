@@ -4,19 +4,15 @@
     python data_download.py --sample        # procedural sample set, seconds, no network -> data/
     python data_download.py --checkpoints   # published GMM / TOM checkpoints -> checkpoints/
 
-The real dataset arrives as `viton_resize.tar.gz` (`viton_resize/train`, `viton_resize/test`)
-and is laid out as `data/train`, `data/test`. Then come the pairs files: `train_pairs.txt`
-(same-id pairs of the train split, made from the files), `test_pairs.txt` (the original
-unpaired test list, fetched from the original repository) and `test_pairs_same.txt`
-(same-id pairs of the test split, for paired evaluation).
+VITON's `viton_resize/train` and `viton_resize/test` become `data/train` and `data/test`, with
+`train_pairs.txt` and `test_pairs_same.txt` (same-id pairs of each split, the latter for paired
+evaluation) and the original unpaired `test_pairs.txt` from the original repository.
 
-Safe to rerun. Downloads go to a partial file that gdown resumes (or restarts, if the server
-cannot resume) and that is renamed only when complete. Archives are extracted into a
-temporary folder next to the target and moved into place only when complete; members that
-would land outside it (absolute paths, `..`, links, devices) are refused. Finished steps are
-skipped unless --force. Files this script did not write are never deleted: data in the way
-(a previous download included; a sample set written by --sample is simply replaced) is refused,
-or with --force renamed to `<name>.old`, which must not exist yet.
+Safe to rerun: finished steps are skipped unless --force. Downloads resume. Archives are extracted
+into a temporary folder, refusing members that would land outside it (absolute paths, `..`, links,
+devices), and moved into place when complete. Files this script did not write are never deleted (a
+sample set from --sample is replaced): data in the way is refused, or with --force renamed to
+`<name>.old`.
 """
 import argparse
 import re
@@ -35,12 +31,11 @@ import sample_data
 
 DATA_URL = 'https://drive.google.com/uc?id=1MxCUvKxejnwWnoZ-KoCyMCXo3TLhRuTo'
 PAIRS_URL = 'https://raw.githubusercontent.com/sergeywong/cp-vton/master/data/test_pairs.txt'
-# One Drive id for both checkpoints, published as a link that may be a zip or a folder.
 CHECKPOINTS_URL = 'https://drive.google.com/uc?id=18ncLRuKLFtGKabaco9Bur1wCTVQjvAI1'
 ARCHIVE = 'viton_resize.tar.gz'
 PAIRS_FILES = ('train_pairs.txt', 'test_pairs.txt', 'test_pairs_same.txt')
 CHECKPOINTS = {'GMM': ('gmm_train_new', 'gmm_final.pth'), 'TOM': ('tom_train_new', 'tom_final.pth')}
-CHECKPOINTS_ADVICE = ('Or download them in a browser (the zip or the folder) and pass its path: '
+CHECKPOINTS_ADVICE = ('Or download the checkpoints in a browser (a zip or a folder) and pass its path: '
                       '--checkpoints_url PATH.')
 TIMEOUT = (5, 60)  # seconds: connect (short, so being offline fails fast), then between bytes
 SAMPLE_HINT = ('To try CP-VTON without the real data, run `python data_download.py --sample`, '
@@ -74,12 +69,9 @@ def _reason(err):
 
 
 def fetch(source, dest, what, advice='', quiet=False):
-    """Download `source` (URL or Google Drive id) to `dest` with gdown; the one download function.
-
-    Bytes go to `<dest>XXXXXXXX.part` next to `dest`, which gdown renames when complete; an
-    interrupted download resumes from it, and is restarted if the server cannot resume.
-    Raises DownloadFailed naming `what`, the URL and the reason, followed by `advice`.
-    """
+    """Download `source` (URL or Google Drive id) to `dest` with gdown, resuming from (or, if the
+    server cannot resume, restarting) a partial `<dest>XXXXXXXX.part` that gdown renames when
+    complete. Raises DownloadFailed naming `what`, the URL and the reason, followed by `advice`."""
     import gdown
     import requests
 
@@ -143,11 +135,8 @@ def _unsafe(name, kind, root):
 
 
 def safe_extract(archive, dest):
-    """Extract a .tar(.gz) or .zip into `dest`, refusing any member that would land outside it.
-
-    Raises UnsafeArchive naming the member, or DownloadFailed if the archive is damaged.
-    Members already written stay in `dest`: extract into a temporary folder.
-    """
+    """Extract a .tar(.gz) or .zip into `dest` (a temporary folder: members already written stay),
+    raising UnsafeArchive for a member that would land outside it, DownloadFailed if damaged."""
     root = Path(dest).resolve()
     root.mkdir(parents=True, exist_ok=True)
     try:
@@ -156,12 +145,16 @@ def safe_extract(archive, dest):
             if reason:
                 raise UnsafeArchive(f'{archive}: refusing archive member {name!r} ({reason})')
             target = root / name
-            if kind == 'dir':
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open_member() as src, open(target, 'wb') as out:
-                shutil.copyfileobj(src, out)
+            try:
+                if kind == 'dir':
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open_member() as src, open(target, 'wb') as out:
+                    shutil.copyfileobj(src, out)
+            except (FileExistsError, IsADirectoryError, NotADirectoryError) as err:
+                raise UnsafeArchive(f'{archive}: refusing archive member {name!r}: it clashes with an '
+                                    'earlier member (a file and a folder of the same name)', err) from err
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as err:
         raise DownloadFailed(f'{archive} is damaged or incomplete ({_reason(err)})', err) from err
 
@@ -202,22 +195,17 @@ def _has_splits(folder):
     return all((folder / split / sub).is_dir() for split in cp_dataset.SPLITS for sub in cp_dataset.INPUT_FOLDERS)
 
 
-def _find_splits(folder):
-    """The folder holding train/ and test/ inside an extracted archive."""
-    for candidate in (folder / 'viton_resize', folder):
-        if _has_splits(candidate):
-            return candidate
-    found = sorted(str(p.relative_to(folder)) for p in folder.rglob('*') if p.is_dir())[:8]
-    raise DownloadFailed(f'the archive has no viton_resize/train and viton_resize/test folders with '
-                         f'{", ".join(cp_dataset.INPUT_FOLDERS)} (found: {", ".join(found) or "nothing"})')
-
-
 def _place_splits(root, archive):
     """Extract `archive` beside the splits and move its train/ and test/ into `root`."""
     with tempfile.TemporaryDirectory(prefix='.viton_resize-extract-', dir=root) as tmp:
         print(f'extracting {archive} ...')
         safe_extract(archive, tmp)
-        source = _find_splits(Path(tmp))
+        source = next((c for c in (Path(tmp) / 'viton_resize', Path(tmp)) if _has_splits(c)), None)
+        if source is None:
+            found = sorted(str(p.relative_to(tmp)) for p in Path(tmp).rglob('*') if p.is_dir())[:8]
+            raise DownloadFailed('the archive has no viton_resize/train and viton_resize/test folders '
+                                 f'with {", ".join(cp_dataset.INPUT_FOLDERS)} '
+                                 f'(found: {", ".join(found) or "nothing"})')
         if sample_data.read_marker(root):
             removed = sample_data.remove_sample(root)
             print(f'removed the sample dataset that was in {root} ({removed} files)')
@@ -269,7 +257,6 @@ def _write_pairs(root, name, pairs):
     print(f'wrote {path} ({len(pairs)} pairs)')
 
 
-
 def _fetch_test_pairs(root, pairs_url, quiet):
     """The original unpaired test list, checked against the test split."""
     with tempfile.TemporaryDirectory(prefix='.test_pairs-', dir=root) as tmp:
@@ -294,15 +281,6 @@ def _fetch_test_pairs(root, pairs_url, quiet):
     return pairs
 
 
-def _write_pairs_files(root, pairs_url, force, quiet):
-    """train_pairs.txt, test_pairs_same.txt and test_pairs.txt, where missing (all with --force)."""
-    for split, name in (('train', 'train_pairs.txt'), ('test', 'test_pairs_same.txt')):
-        if force or not (root / name).exists():
-            _write_pairs(root, name, cp_dataset.same_id_pairs(root / split))
-    if force or not (root / 'test_pairs.txt').exists():
-        _write_pairs(root, 'test_pairs.txt', _fetch_test_pairs(root, pairs_url, quiet))
-
-
 def download_dataset(dataroot='data', url=DATA_URL, pairs_url=PAIRS_URL, force=False, quiet=False):
     """Download VITON into `dataroot` (see the module doc); raises DownloadFailed."""
     root = Path(dataroot)
@@ -311,7 +289,11 @@ def download_dataset(dataroot='data', url=DATA_URL, pairs_url=PAIRS_URL, force=F
         print(f'{root}/train and {root}/test are already in place (--force downloads them again)')
     else:
         _get_splits(root, url, force, quiet)
-    _write_pairs_files(root, pairs_url, force, quiet)
+    for split, name in (('train', 'train_pairs.txt'), ('test', 'test_pairs_same.txt')):
+        if force or not (root / name).exists():
+            _write_pairs(root, name, cp_dataset.same_id_pairs(root / split))
+    if force or not (root / 'test_pairs.txt').exists():
+        _write_pairs(root, 'test_pairs.txt', _fetch_test_pairs(root, pairs_url, quiet))
     print(f'VITON is ready in {root}')
 
 
@@ -320,10 +302,8 @@ def download_dataset(dataroot='data', url=DATA_URL, pairs_url=PAIRS_URL, force=F
 
 def make_sample_dataset(dataroot='data', n_train=sample_data.N_TRAIN, n_test=sample_data.N_TEST, seed=0,
                         force=False):
-    """Write the procedural sample set into `dataroot`, replacing only an earlier sample set.
-
-    A real dataset there is refused unless `force`, which renames it aside first.
-    """
+    """Write the procedural sample set into `dataroot`, replacing only an earlier sample set; other
+    data there is refused unless `force`, which renames it aside first."""
     root = Path(dataroot)
     marker = sample_data.read_marker(root)
     if marker:
@@ -353,56 +333,31 @@ def make_sample_dataset(dataroot='data', n_train=sample_data.N_TRAIN, n_test=sam
 
 def verify_checkpoint(path, stage):
     """Raise DownloadFailed unless `path` loads as a `stage` ('GMM'/'TOM') model."""
-    import torch
     import networks
 
     try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
+        state = networks.safe_load(path)
         found = networks.checkpoint_stage(state) if isinstance(state, dict) else None
-        if found != stage:
-            raise DownloadFailed(f'{path} is not a {stage} checkpoint (it looks like '
-                                 f'{found or "neither a GMM nor a TOM checkpoint"})')
-        networks.load_checkpoint(networks.build_model(stage), path, stage)
-    except DownloadFailed:
-        raise
+        if found == stage:
+            networks.load_checkpoint(networks.build_model(stage), path, stage)
     except Exception as err:  # CheckpointError, unpickling errors, ...
         raise DownloadFailed(f'{path} does not load as a {stage} checkpoint: {_reason(err)}', err) from err
+    if found != stage:
+        raise DownloadFailed(f'{path} is not a {stage} checkpoint (it looks like '
+                             f'{found or "neither a GMM nor a TOM checkpoint"})')
 
 
 def _get_checkpoint_files(source, folder, quiet):
-    """The checkpoints into `folder`: from a local archive or folder, a zip/tar URL, or a Google
-    Drive file or folder (Drive answers a folder's file URL with a page, not a file)."""
-    import gdown
-
+    """The checkpoints into `folder`, from a local folder or zip/tar, or a zip/tar URL or Drive file id."""
     local = Path(source)
     if local.is_dir():
         shutil.copytree(local, folder)
         return
-    if local.is_file():
-        safe_extract(local, folder)
-        return
-    url = _as_url(source)
-    match = re.match(r'https://drive\.google\.com/drive/(?:u/\d+/)?folders/([-\w]+)', url)
-    drive_folder = match and match.group(1)
-    if not drive_folder:
-        try:
-            archive = fetch(url, folder.with_name('checkpoints.download'), 'the CP-VTON checkpoints',
-                            CHECKPOINTS_ADVICE, quiet)
-        except DownloadFailed as err:
-            drive_folder = gdown.parse_url.parse_url(url)[0]
-            if not (drive_folder and isinstance(err.cause, gdown.exceptions.FileURLRetrievalError)):
-                raise
-        else:
-            if not (zipfile.is_zipfile(archive) or tarfile.is_tarfile(archive)):
-                raise DownloadFailed(f'{url} gave neither a zip/tar archive nor a folder')
-            safe_extract(archive, folder)
-            return
-    try:
-        gdown.download_folder(id=drive_folder, output=str(folder), quiet=quiet, resume=True, timeout=TIMEOUT)
-    except Exception as err:  # gdown raises several kinds when a folder listing fails
-        raise DownloadFailed(f'Could not download the Google Drive folder {drive_folder}: '
-                             f'{_reason(err)}. Check the network connection and try again later. '
-                             f'{CHECKPOINTS_ADVICE}', err) from err
+    archive = local if local.is_file() else fetch(source, folder.with_name('checkpoints.download'),
+                                                  'the CP-VTON checkpoints', CHECKPOINTS_ADVICE, quiet)
+    if not (zipfile.is_zipfile(archive) or tarfile.is_tarfile(archive)):
+        raise DownloadFailed(f'{source} is not a zip or tar archive. {CHECKPOINTS_ADVICE}')
+    safe_extract(archive, folder)
 
 
 def download_checkpoints(checkpoint_dir='checkpoints', url=CHECKPOINTS_URL, force=False, quiet=False):
@@ -468,12 +423,15 @@ def main(argv=None):
                              '<checkpoint_dir>/{gmm,tom}_train_new/{gmm,tom}_final.pth and verify them '
                              '(only the checkpoints, unless --sample is given too)')
     parser.add_argument('--checkpoints_url', '--checkpoints-url', default=CHECKPOINTS_URL,
-                        help='where the checkpoints come from: a zip/tar URL, a Google Drive file or '
-                             'folder URL or id, or a local zip/tar or folder (default: the original '
-                             'Drive link)')
+                        help='where the checkpoints come from: a zip/tar URL or Google Drive file id, '
+                             'or a local zip/tar or folder downloaded in a browser (default: the '
+                             'original Drive link)')
     parser.add_argument('--checkpoint_dir', default='checkpoints', help='default: checkpoints')
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
     args = parser.parse_args(argv)
+    for flag in ('dataroot', 'checkpoint_dir'):
+        if Path(getattr(args, flag)).exists() and not Path(getattr(args, flag)).is_dir():
+            parser.error(f'--{flag} {getattr(args, flag)} is a file, not a folder')
     try:
         if args.sample:
             make_sample_dataset(args.dataroot, args.train, args.test, args.seed, args.force)
@@ -488,4 +446,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    atomic.run(main)

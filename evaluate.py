@@ -30,7 +30,6 @@ import glob
 import json
 import math
 import os.path as osp
-import sys
 import warnings
 
 import lpips
@@ -41,8 +40,10 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torchvision.models import AlexNet_Weights, Inception_V3_Weights, inception_v3
 from tqdm import tqdm
 
+import atomic
 from cp_dataset import (CLOTH_LABELS, TRYON_FOLDER, WARP_FOLDERS, CPDataset, is_same_id, pair_paths, read_image,
                         read_parse)
+from networks import CheckpointError, safe_load
 from pipeline import pick_device
 
 PSNR_CAP = 100.0  # dB used for identical images (true PSNR inf) when averaging
@@ -119,8 +120,9 @@ def load_lpips(path, device):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # torchvision's deprecation of pretrained=...
         model = lpips.LPIPS(net='alex', version='0.1', pnet_rand=True, verbose=False)  # no download
-    state = torch.load(path, map_location='cpu', weights_only=True)
-    features = {k[len('features.'):]: v for k, v in state.items() if k.startswith('features.')}
+    state = safe_load(path)
+    features = {k[len('features.'):]: v for k, v in state.items()
+                if k.startswith('features.')} if isinstance(state, dict) else {}
     # lpips splits torchvision's alexnet().features into slices, keeping each layer's index as its name.
     layers = {name: layer for piece in model.net.children() for name, layer in piece.named_children()}
     expected = {f'{name}.{p}' for name, layer in layers.items() for p, _ in layer.named_parameters()}
@@ -138,7 +140,10 @@ def load_inception(path, device):
         return None, (f'IS skipped: Inception weights not found at {path}; put torchvision\'s '
                       f'{INCEPTION_FILE} there or pass --inception_weights PATH')
     model = inception_v3(weights=None, aux_logits=True, transform_input=False, init_weights=False)
-    model.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))
+    try:
+        model.load_state_dict(safe_load(path))
+    except (RuntimeError, AttributeError) as err:  # another network's weights
+        raise ValueError(f'{path}: not torchvision Inception-v3 weights ({str(err).splitlines()[0]})') from None
     return model.to(device).eval(), None
 
 
@@ -367,8 +372,15 @@ def main(argv=None):
     return results
 
 
-if __name__ == '__main__':
+def command(argv=None):
+    """main() as a command: 0, or a one-line error (a missing result file, a bad dataset file or
+    --device) instead of a traceback."""
     try:
-        main()
-    except (FileNotFoundError, ValueError) as err:  # cp_dataset.DatasetError and a bad --device are ValueErrors
-        sys.exit(f'evaluate.py: error: {err}')
+        main(argv)
+    except (FileNotFoundError, ValueError, CheckpointError) as err:  # DatasetError, a bad --device: ValueErrors
+        return f'evaluate.py: error: {err}'
+    return 0
+
+
+if __name__ == '__main__':
+    atomic.run(command)

@@ -7,6 +7,7 @@ the original are marked "Deviation" in comments; reproduced quirks are marked "O
 """
 import logging
 import os
+import pickle
 from collections import OrderedDict
 
 import torch
@@ -418,9 +419,9 @@ def _load_vgg_file(layers, path):
     if not os.path.isfile(path):
         raise VGGWeightsUnavailable(f"--vgg_weights: no file at {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise VGGWeightsUnavailable(f"--vgg_weights: could not load {path}: {e}") from e
+        state = safe_load(path)
+    except CheckpointError as e:
+        raise VGGWeightsUnavailable(f"--vgg_weights: {e}") from e
     _load_vgg_layers(layers, state, path)
 
 
@@ -532,6 +533,26 @@ def atomic_save(obj, path):
         torch.save(obj, f)
 
 
+def safe_load(path, map_location="cpu"):
+    """torch.load(weights_only=True): tensors and plain containers only, no pickled code. Raises
+    CheckpointError, naming the file, for a file that is empty or cut short, not a PyTorch file,
+    or one holding other objects (refused as unsafe)."""
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"{path} is empty (an interrupted copy or download?)")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:  # torch's advice to load the file unsafely is not passed on
+        if "GLOBAL" in str(e) or "Unsupported global" in str(e):
+            raise CheckpointError(f"{path} holds Python objects other than tensors, which are not loaded "
+                                  "because loading them could run code: only plain state_dicts are read") from e
+        raise CheckpointError(f"{path} is not a PyTorch file of plain tensors (only those are read: "
+                              "loading other objects could run code)") from e
+    except Exception as e:  # truncated, not a zip or legacy pickle, ...
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(f"{path} is not a PyTorch file, or is cut short "
+                              f"({type(e).__name__}: {first_line})") from e
+
+
 def save_checkpoint(model_or_state_dict, path):
     """Save a plain CPU state_dict (no wrapper prefixes, contiguous tensors whatever the model's
     memory format) atomically; accepts a module (also wrapped in DataParallel/DDP/torch.compile)
@@ -566,11 +587,7 @@ def load_checkpoint(model, path, stage=None, map_location="cpu"):
     if not os.path.isfile(path):
         # Deviation: the original silently returned here and went on with random weights.
         raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated, not a pickle, unsafe pickle, ...
-        raise CheckpointError(f"{path} is not a loadable PyTorch checkpoint ({type(e).__name__}: "
-                              f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from e
+    state = safe_load(path, map_location)
     if not (isinstance(state, dict) and state
             and all(isinstance(v, torch.Tensor) for v in state.values())):
         found = (f"a dict with keys {list(state)[:5]}" if isinstance(state, dict)

@@ -6,6 +6,7 @@ help text. Flags are spelt with underscores, as the original's; the hyphenated s
 original silently ran random weights without one).
 """
 import argparse
+import os
 
 from pipeline import PRECISIONS, pick_device
 
@@ -60,15 +61,25 @@ def _common_options(parser, display_count, channels_last):
                              "original's layout (default: %(default)s)")
 
 
+# The smallest value each numeric option takes (a TPS needs at least 2x2 control points).
+MINIMUM = {"batch_size": 1, "display_count": 1, "save_count": 1, "workers": 0, "radius": 0,
+           "grid_size": 2, "fine_width": 1, "fine_height": 1, "keep_step": 0, "decay_step": 0,
+           "save_threads": 0}
+
+
 def _parse(parser, argv):
     opt = parser.parse_args(argv)
-    for flag in ("batch_size", "display_count", "save_count"):
-        if getattr(opt, flag, 1) < 1:
-            parser.error(f"--{flag} must be at least 1")
+    for flag, least in MINIMUM.items():
+        if getattr(opt, flag, least) < least:
+            parser.error(f"--{flag} must be at least {least}, got {getattr(opt, flag)}")
+    if getattr(opt, "lr", 1) <= 0:
+        parser.error(f"--lr must be positive, got {opt.lr}")
     if not all(g.strip().lstrip("-").isdigit() for g in opt.gpu_ids.split(",") if g.strip()):
         parser.error(f"--gpu_ids must be comma-separated integers, got {opt.gpu_ids!r}")
-    if getattr(opt, "keep_step", 0) < 0 or getattr(opt, "decay_step", 0) < 0:
-        parser.error("--keep_step and --decay_step must not be negative")
+    for flag in ("result_dir", "checkpoint_dir", "tensorboard_dir"):
+        folder = getattr(opt, flag, None)
+        if folder and os.path.exists(folder) and not os.path.isdir(folder):
+            parser.error(f"--{flag} {folder} is a file, not a folder")
     return opt
 
 

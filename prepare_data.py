@@ -261,8 +261,12 @@ def find_file(folder, candidates, what, owner, problems):
 def read_user_pairs(path, persons, cloths, problems):
     """A pairs file of original names ('<person> <cloth>', file names or stems) -> stem pairs."""
     try:
-        with open(path) as f:
+        with open(path, encoding='utf-8') as f:
             lines = f.read().splitlines()
+    except UnicodeDecodeError as err:
+        problems.append(f'{path}: not UTF-8 text (byte {err.start}); --pairs lists file names, '
+                        'one pair per line')
+        return []
     except OSError as err:
         problems.append(f'{path}: cannot read the pairs file ({err.strerror})')
         return []
@@ -473,4 +477,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    atomic.run(main)

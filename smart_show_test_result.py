@@ -16,6 +16,7 @@ import sys
 
 from tqdm import tqdm
 
+import atomic
 from cp_dataset import TRYON_FOLDER, WARP_FOLDERS, DatasetError, image_id, pair_paths, read_pairs, result_dir_of
 from visualization import COLUMNS, TILE, make_strip
 
@@ -115,4 +116,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    atomic.run(main)

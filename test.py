@@ -17,8 +17,8 @@ in bf16/fp16 autocast (--precision; fp32 by default), and the images are encoded
 batch (-b) help where there are cores and memory to spare. The loop is pipeline.run_test.
 """
 import os
-import sys
 
+import atomic
 import networks
 import pipeline
 from cp_dataset import DatasetError
@@ -42,4 +42,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    atomic.run(main)

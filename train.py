@@ -32,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
+import atomic
 import networks
 import pipeline
 from cp_dataset import CPDataset, DatasetError
@@ -164,12 +165,25 @@ def load_state(path, stage, parts):
     """Restore a resume state written by save_state; returns the number of steps already done."""
     if not os.path.isfile(path):
         raise SystemExit(f"error: --resume: no resume state at {path} (run without --resume to start afresh)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    advice = ("; to start afresh, move it away and run without --resume (or start from a saved "
+              "step_NNNNNN.pth with --checkpoint)")
+    try:
+        state = networks.safe_load(path)
+    except networks.CheckpointError as e:
+        raise SystemExit(f"error: --resume: {e}{advice}") from None
+    if not (isinstance(state, dict) and {"stage", "step", "model"} <= state.keys()):
+        raise SystemExit(f"error: --resume: {path} is not a resume state written by train.py (a plain "
+                         f"checkpoint goes to --checkpoint){advice}")
     if state["stage"] != stage:
         raise SystemExit(f"error: --resume: {path} is a {state['stage']} run; --stage is {stage}")
-    for name, part in parts.items():
-        if state.get(name):  # (a disabled GradScaler saves {} and ignores a saved scale)
-            part.load_state_dict(state[name])
+    try:
+        for name, part in parts.items():
+            if state.get(name):  # (a disabled GradScaler saves {} and ignores a saved scale)
+                part.load_state_dict(state[name])
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SystemExit(f"error: --resume: {path} does not fit this run's {name} ({first_line}): "
+                         f"was it written with other options?{advice}") from None
     return state["step"]
 
 
@@ -332,4 +346,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    atomic.run(main)

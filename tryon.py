@@ -29,6 +29,7 @@ import sys
 import torch
 from PIL import Image
 
+import atomic
 import cp_dataset
 import networks
 import pipeline
@@ -124,6 +125,9 @@ def main(argv=None):
         return fail(f"{e}\n{SIZE_HINT}")
     except cp_dataset.DatasetError as e:
         return fail(e)
+    off_frame = cp_dataset.pose_off_frame(files["pose"], SIZE)
+    if off_frame:
+        cp_dataset.warn_once(opt.pose, off_frame)
     paths = {"GMM": opt.gmm_checkpoint, "TOM": opt.tom_checkpoint}
     missing = [f"{stage} checkpoint not found: {path} (--{stage.lower()}_checkpoint)"
                for stage, path in paths.items() if not os.path.isfile(path)]
@@ -155,4 +159,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    atomic.run(main)

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from tensorboardX.proto.summary_pb2 import Summary
 
+import atomic
 from cp_dataset import LIP_PALETTE
 
 TILE = (192, 256)  # width, height of a strip's tiles
@@ -74,7 +75,11 @@ def save_images(tensors, names, save_dir):
     .jpg = JPEG at PIL's default quality 75, as the original)."""
     os.makedirs(save_dir, exist_ok=True)
     for t, name in zip(tensors, names):
-        tensor_to_image(t).save(os.path.join(save_dir, name))
+        path = os.path.join(save_dir, name)
+        try:
+            tensor_to_image(t).save(path)
+        except OSError as err:  # a full disk: say which file
+            raise atomic.explained(err, path) from err
 
 
 class ImageWriter:

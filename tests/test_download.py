@@ -351,6 +351,18 @@ def test_checkpoint_of_the_wrong_stage_is_refused(tmp_path, serve, checkpoints_z
     assert _listing(folder) == []
 
 
+@pytest.mark.parametrize('case', ['not_an_archive', 'offline'])
+def test_checkpoints_link_failing_points_to_a_browser_download(tmp_path, serve, case, capsys):
+    base, _ = serve({'/folder': b'<html>a Google Drive folder page</html>'})
+    url = f'{base}/folder' if case == 'not_an_archive' else 'http://127.0.0.1:1/checkpoints.zip'
+    folder = tmp_path / 'checkpoints'
+    assert data_download.main(['--checkpoints', '--checkpoint_dir', str(folder), '--checkpoints_url', url,
+                               '--quiet']) == 1
+    error = capsys.readouterr().err
+    assert 'in a browser' in error and '--checkpoints_url PATH' in error
+    assert _listing(folder) == []
+
+
 def test_help(capsys):
     with pytest.raises(SystemExit) as exit_:
         data_download.main(['--help'])
