@@ -20,6 +20,7 @@ to validate a whole split before training.
 """
 import argparse
 import functools
+from collections import namedtuple
 import json
 import os
 import os.path as osp
@@ -51,6 +52,22 @@ LIP_PALETTE = [
 HEAD_LABELS = (1, 2, 4, 13)   # hat, hair, sunglasses, face: kept in the person representation
 CLOTH_LABELS = (5, 6, 7)      # upper-clothes, dress, coat: the garment GMM learns to match
 # The body-shape mask is every label > 0.
+NECK_LABEL = 20  # CP-VTON+'s parses add one label to LIP's: the skin of the neck and chest
+
+
+class Variant(namedtuple('Variant', 'parse_folder max_label body_folder head_labels warps_by')):
+    """What a variant reads: its parse folder and highest label id, the folder of its body masks
+    (None: the body is every parse label > 0), the labels kept in the person representation per
+    stage, and whether the GMM's warps are named by cloth or by person."""
+
+
+VARIANTS = {
+    'cpvton': Variant('image-parse', 19, None, {'GMM': HEAD_LABELS, 'TOM': HEAD_LABELS}, 'cloth'),
+    # CP-VTON+ (Minar et al. 2020): grayscale parses with NECK_LABEL, separate body masks, hair
+    # left out for the GMM, the lower body kept for the TOM.
+    'cpvton+': Variant('image-parse-new', NECK_LABEL, 'image-mask',
+                       {'GMM': (1, 4, 13), 'TOM': (1, 2, 4, 9, 12, 13, 16, 17)}, 'person'),
+}
 
 # COCO-18 keypoint i is BODY_25 keypoint BODY25_TO_COCO18[i] (BODY_25 adds MidHip=8 and feet).
 BODY25_TO_COCO18 = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]
@@ -73,6 +90,9 @@ INPUT_FOLDERS = ('image', 'image-parse', 'pose', 'cloth', 'cloth-mask')
 WARP_FOLDERS = ('warp-cloth', 'warp-mask')  # written by the GMM test, named by cloth
 TRYON_FOLDER = 'try-on'  # written by the TOM test, named by person
 RESULT_FOLDERS = {'GMM': WARP_FOLDERS, 'TOM': (TRYON_FOLDER,)}
+PLUS_DATA_HINT = ('CP-VTON+ reads image-parse-new/ (parses with the neck label) and image-mask/ (body '
+                  'masks): `python data_download.py --variant cpvton+` says where to get its data, '
+                  '`python prepare_data.py --variant cpvton+` makes them for your own photos')
 GMM_OUTPUTS_HINT = ('warp-cloth/ and warp-mask/ are the GMM test outputs: run the GMM test on '
                     'this split first (step 3: step3-generate-tom-data.sh copies them into '
                     '<dataroot>/<datamode>/)')
@@ -93,17 +113,29 @@ def is_same_id(im_name, c_name):
     return image_id(im_name) == image_id(c_name)
 
 
-def pair_paths(split_dir, im_name, c_name, stage='GMM'):
-    """{key: path} of the five files of a pair in `split_dir` (<dataroot>/<datamode>): cloth,
-    cloth_mask (for the TOM: the GMM's warped cloth and mask), image, parse, pose."""
-    cloth_dir, mask_dir = ('cloth', 'cloth-mask') if stage == 'GMM' else WARP_FOLDERS
-    return {
-        'cloth': osp.join(split_dir, cloth_dir, c_name),
-        'cloth_mask': osp.join(split_dir, mask_dir, c_name),
-        'image': osp.join(split_dir, 'image', im_name),
-        'parse': osp.join(split_dir, 'image-parse', stem(im_name) + '.png'),
-        'pose': osp.join(split_dir, 'pose', stem(im_name) + '_keypoints.json'),
-    }
+def warp_name(im_name, c_name, variant='cpvton'):
+    """The file name of a pair's warps in warp-cloth/ and warp-mask/: the cloth's (CP-VTON) or the
+    person's (CP-VTON+)."""
+    return im_name if VARIANTS[variant].warps_by == 'person' else c_name
+
+
+def pair_paths(split_dir, im_name, c_name, stage='GMM', variant='cpvton'):
+    """{key: path} of the files of a pair in `split_dir` (<dataroot>/<datamode>): cloth,
+    cloth_mask (for the TOM: the GMM's warped cloth and mask), image, parse, pose, and for
+    CP-VTON+ body (the body mask)."""
+    kind = VARIANTS[variant]
+    if stage == 'GMM':
+        cloth, cloth_mask = (osp.join(split_dir, folder, c_name) for folder in ('cloth', 'cloth-mask'))
+    else:
+        cloth, cloth_mask = (osp.join(split_dir, folder, warp_name(im_name, c_name, variant))
+                             for folder in WARP_FOLDERS)
+    paths = {'cloth': cloth, 'cloth_mask': cloth_mask,
+             'image': osp.join(split_dir, 'image', im_name),
+             'parse': osp.join(split_dir, kind.parse_folder, stem(im_name) + '.png'),
+             'pose': osp.join(split_dir, 'pose', stem(im_name) + '_keypoints.json')}
+    if kind.body_folder:
+        paths['body'] = osp.join(split_dir, kind.body_folder, stem(im_name) + '.png')
+    return paths
 
 
 def same_id_pairs(split_dir):
@@ -238,24 +270,35 @@ def read_image(path, size, mode):
     return converted
 
 
-def read_parse(path, size):
-    """Read a LIP parse (palette or grayscale PNG of label ids 0-19) -> uint8 [H, W] labels."""
+def read_parse(path, size, max_label=19):
+    """Read a LIP parse -> uint8 [H, W] labels: a palette or grayscale PNG of label ids 0-19, or
+    with max_label=20, a CP-VTON+ parse (image-parse-new): grayscale ids 0-20, 20 the neck.
+
+    CP-VTON+ reads its parses with .convert('L'), which keeps the ids of a grayscale image but
+    turns a palette image's into colour luminances: there a palette PNG is accepted only when
+    its palette is the grey ramp (index i drawn as (i, i, i)), where both readings agree."""
     try:
         with Image.open(path) as image:
             image.load()
-            mode, labels = image.mode, np.array(image)
+            mode, labels, palette = image.mode, np.array(image), image.getpalette()
     except FileNotFoundError:
         raise DatasetError(f'{path}: file not found') from None
     except Exception as err:
         raise DatasetError(f'{path}: cannot read image ({err})') from None
     if mode not in ('P', 'L'):
         raise DatasetError(f'{path}: parse must be a label image (mode P or L holding LIP ids '
-                           f'0-19), found mode {mode}')
+                           f'0-{max_label}), found mode {mode}')
     if labels.shape != (size[1], size[0]):
         raise ImageSizeError(f'{path}: image is {labels.shape[1]}x{labels.shape[0]}, '
                              f'expected {size[0]}x{size[1]} (fine_width x fine_height)')
-    if labels.max() > 19:
-        raise DatasetError(f'{path}: parse label {labels.max()} found, LIP ids are 0-19')
+    if labels.max() > max_label:
+        raise DatasetError(f'{path}: parse label {labels.max()} found, the ids are 0-{max_label}')
+    if max_label == NECK_LABEL and mode == 'P':
+        colours = np.reshape(palette, (-1, 3))[np.unique(labels)]
+        if not (colours == np.unique(labels)[:, None]).all():
+            raise DatasetError(f'{path}: a palette PNG with colours, but CP-VTON+ parses '
+                               '(image-parse-new) are grayscale label images (mode L, ids 0-20): '
+                               'CP-VTON+ would read its colours, not its ids; save the ids as mode L')
     return labels
 
 
@@ -428,31 +471,37 @@ def blur_shape(body, width, height):
     return pil_bilinear_resize(small, width, height)
 
 
-def pair_readers(size):
-    """{key: reader(path)} for the five files of a pair; size = (width, height).
-
-    Keys: cloth, cloth_mask (in the TOM stage: the warped cloth and mask), image, parse, pose.
-    """
+def pair_readers(size, variant='cpvton'):
+    """{key: reader(path)} for the files of a pair (the keys of pair_paths); size = (width, height)."""
     return {
         'cloth': functools.partial(read_image, size=size, mode='RGB'),
         # The original read the mask without .convert('L'): an RGB mask broke the shapes.
         'cloth_mask': functools.partial(read_image, size=size, mode='L'),
         'image': functools.partial(read_image, size=size, mode='RGB'),
-        'parse': functools.partial(read_parse, size=size),
+        'parse': functools.partial(read_parse, size=size, max_label=VARIANTS[variant].max_label),
         'pose': read_pose,
+        'body': functools.partial(read_image, size=size, mode='L'),  # CP-VTON+'s image-mask
     }
 
 
-# Label id -> 255 on the head, 0 elsewhere / 0 on the garment, 255 elsewhere (index with the parse).
-HEAD_ON = np.where(np.isin(np.arange(256), HEAD_LABELS), 255, 0).astype(np.uint8)
-CLOTH_OFF = np.where(np.isin(np.arange(256), CLOTH_LABELS), 0, 255).astype(np.uint8)
+def label_lookup(labels, inside, outside):
+    """uint8 [256]: `inside` for the label ids in `labels`, `outside` for the others (index it with
+    a parse)."""
+    return np.where(np.isin(np.arange(256), labels), inside, outside).astype(np.uint8)
 
 
-def compact_item(cloth, cloth_mask, image, parse, pose, radius):
-    """One pair's files as pair_readers returns them (PIL images, label array, keypoints) -> the
-    item in compact form: uint8 pixels, labels, mask and the pose squares' bounds, 0.7 MB where
-    the item's float32 tensors take 7.5 MB. `expand` makes those tensors from a batch of these on
-    the batch's device, where the float work is done (normalising, body-shape blur, pose maps).
+CLOTH_OFF = label_lookup(CLOTH_LABELS, 0, 255)  # 0 on the garment, 255 elsewhere
+
+
+def compact_item(cloth, cloth_mask, image, parse, pose, radius, body=None, head_labels=HEAD_LABELS,
+                 parse_cloth_mask=False):
+    """One pair's files as pair_readers returns them (PIL images, label array, keypoints; for
+    CP-VTON+ also its body mask, `body`) -> the item in compact form: uint8 pixels, the body mask,
+    the cloth mask and the pose squares' bounds, 0.7 MB where the item's float32 tensors take
+    7.5 MB. `expand` makes those tensors from a batch of these on the batch's device, where the
+    float work is done (normalising, body-shape blur, pose maps). `head_labels`: the parse labels
+    kept in the person representation; `parse_cloth_mask`: also the garment region as a mask (the
+    target of CP-VTON+'s TOM mask loss).
 
     The garment and head images are made here on uint8 pixels: the original's image*m + (1-m)
     and image*m - (1-m) for a {0,1} mask m are `image` inside the mask and +1 / -1 outside,
@@ -463,11 +512,14 @@ def compact_item(cloth, cloth_mask, image, parse, pose, radius):
     for channel, band in enumerate(cloth.split() + image.split()):
         pixels[channel] = band
     np.maximum(pixels[3:6], np.take(CLOTH_OFF, parse), out=pixels[6:9])  # garment, white elsewhere
-    np.minimum(pixels[3:6], np.take(HEAD_ON, parse), out=pixels[9:12])  # head, black elsewhere
-    return {'pixels': torch.from_numpy(pixels),
-            'parse': torch.from_numpy(parse),
+    np.minimum(pixels[3:6], np.take(label_lookup(head_labels, 255, 0), parse), out=pixels[9:12])  # head
+    item = {'pixels': torch.from_numpy(pixels),
+            'body': torch.from_numpy(parse > 0 if body is None else np.asarray(body) > 0),
             'cloth_mask_on': torch.from_numpy(np.asarray(cloth_mask) >= 128)[None],
             'pose_squares': torch.from_numpy(pose_squares(pose, radius))}
+    if parse_cloth_mask:
+        item['parse_cloth_mask'] = torch.from_numpy(np.isin(parse, CLOTH_LABELS))[None]
+    return item
 
 
 def expand(batch, grid_image=None):
@@ -482,9 +534,10 @@ def expand(batch, grid_image=None):
     b, _, height, width = pixels.shape
     images = normalised(pixels[:, :9], out=torch.empty((b, 9, height, width), device=pixels.device))
     agnostic = torch.empty((b, 4 + batch['pose_squares'].shape[1], height, width), device=pixels.device)
-    normalised(blur_shape(batch['parse'] > 0, width, height), out=agnostic[:, 0])  # body shape
+    normalised(blur_shape(batch['body'], width, height), out=agnostic[:, 0])  # body shape
     normalised(pixels[:, 9:], out=agnostic[:, 1:4])  # head
     pose_maps(batch['pose_squares'], height, width, out=agnostic[:, 4:])
+    extra = {'parse_cloth_mask': batch['parse_cloth_mask'].float()} if 'parse_cloth_mask' in batch else {}
     return {
         'c_name': batch['c_name'],
         'im_name': batch['im_name'],
@@ -497,6 +550,7 @@ def expand(batch, grid_image=None):
         'head': agnostic[:, 1:4],
         'pose_image': pose_union(batch['pose_squares'], height, width),
         'grid_image': [''] * b if grid_image is None else grid_image.to(pixels.device).expand(b, -1, -1, -1),
+        **extra,
     }
 
 
@@ -514,18 +568,22 @@ class CPDataset(data.Dataset):
     """
 
     def __init__(self, opt=None, problems=None, compact=False, *, dataroot='data', datamode='train',
-                 stage='GMM', data_list='train_pairs.txt', fine_height=256, fine_width=192, radius=5):
+                 stage='GMM', data_list='train_pairs.txt', fine_height=256, fine_width=192, radius=5,
+                 variant='cpvton'):
         super().__init__()
         if opt is not None:
             dataroot, datamode, stage, data_list = opt.dataroot, opt.datamode, opt.stage, opt.data_list
             fine_height, fine_width, radius = opt.fine_height, opt.fine_width, opt.radius
+            variant = getattr(opt, 'variant', 'cpvton')
         if stage not in ('GMM', 'TOM'):
             raise DatasetError(f"unknown stage {stage!r}: expected 'GMM' or 'TOM'")
-        self.stage, self.compact = stage, compact
+        if variant not in VARIANTS:
+            raise DatasetError(f"unknown variant {variant!r}: expected one of {', '.join(VARIANTS)}")
+        self.stage, self.compact, self.variant = stage, compact, variant
         self.fine_height, self.fine_width, self.radius = fine_height, fine_width, radius
         self.data_path = osp.join(dataroot, datamode)
         self.pairs_path = osp.join(dataroot, data_list)
-        self.readers = pair_readers((fine_width, fine_height))
+        self.readers = pair_readers((fine_width, fine_height), variant)
         pairs = read_pairs(self.pairs_path, problems)
         self.im_names = [person for person, _ in pairs]
         self.c_names = [cloth for _, cloth in pairs]
@@ -536,8 +594,11 @@ class CPDataset(data.Dataset):
 
     def _missing(self, path):
         """The problem message for a missing file (with a hint for the GMM outputs)."""
-        if self.stage == 'TOM' and osp.basename(osp.dirname(path)) in WARP_FOLDERS:
+        folder = osp.basename(osp.dirname(path))
+        if self.stage == 'TOM' and folder in WARP_FOLDERS:
             return f'{path}: file not found; {GMM_OUTPUTS_HINT}'
+        if folder in (VARIANTS['cpvton+'].parse_folder, VARIANTS['cpvton+'].body_folder):
+            return f'{path}: file not found; {PLUS_DATA_HINT}'
         return f'{path}: file not found'
 
     def _check_files_exist(self):
@@ -550,13 +611,13 @@ class CPDataset(data.Dataset):
         lines += [f'  {path}' for path in missing[:MAX_REPORTED]]
         if len(missing) > MAX_REPORTED:
             lines.append(f'  ... and {len(missing) - MAX_REPORTED} more')
-        if any(self._missing(path) != f'{path}: file not found' for path in missing):
-            lines.append(GMM_OUTPUTS_HINT)
+        lines += list(dict.fromkeys(self._missing(path).split('; ', 1)[1] for path in missing
+                                    if self._missing(path) != f'{path}: file not found'))
         raise DatasetError('\n'.join(lines))
 
     def paths(self, index):
         """{key: path} for every file of pair `index` (the keys of pair_readers)."""
-        return pair_paths(self.data_path, self.im_names[index], self.c_names[index], self.stage)
+        return pair_paths(self.data_path, self.im_names[index], self.c_names[index], self.stage, self.variant)
 
     def read_files(self, index, problems=None):
         """Read and validate every file of pair `index` -> {key: PIL image / array}.
@@ -584,8 +645,10 @@ class CPDataset(data.Dataset):
         return len(self.im_names)
 
     def __getitem__(self, index):
+        plus = self.variant == 'cpvton+'
         item = {'c_name': self.c_names[index], 'im_name': self.im_names[index],
-                **compact_item(**self.read_files(index), radius=self.radius)}
+                **compact_item(**self.read_files(index), radius=self.radius, parse_cloth_mask=plus,
+                               head_labels=VARIANTS[self.variant].head_labels[self.stage])}
         if self.compact:
             return item
         batch = self.expand({key: value[None] if torch.is_tensor(value) else [value]
@@ -653,6 +716,9 @@ def main(argv=None):
     parser.add_argument('--data_list', default='train_pairs.txt', help='pairs file, relative to dataroot')
     parser.add_argument('--stage', default='GMM', choices=['GMM', 'TOM'],
                         help='GMM reads cloth/ and cloth-mask/; TOM reads warp-cloth/ and warp-mask/')
+    parser.add_argument('--variant', default='cpvton', choices=list(VARIANTS),
+                        help='cpvton+ reads the parses from image-parse-new/ (grayscale ids 0-20) and the '
+                             'body masks from image-mask/, and the TOM its warps by person name')
     parser.add_argument('--fine_width', type=int, default=192, help='expected image width')
     parser.add_argument('--fine_height', type=int, default=256, help='expected image height')
     parser.add_argument('--radius', type=int, default=5, help='pose square half-size (unused by the check)')

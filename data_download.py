@@ -3,6 +3,7 @@
     python data_download.py                 # VITON (viton_resize.tar.gz from Google Drive) -> data/
     python data_download.py --sample        # procedural sample set, seconds, no network -> data/
     python data_download.py --checkpoints   # published GMM / TOM checkpoints -> checkpoints/
+    python data_download.py --variant cpvton+   # where to get CP-VTON+'s data and checkpoints
 
 VITON's `viton_resize/train` and `viton_resize/test` become `data/train` and `data/test`, with
 `train_pairs.txt` and `test_pairs_same.txt` (same-id pairs of each split, the latter for paired
@@ -38,6 +39,10 @@ CHECKPOINTS = {'GMM': ('gmm_train_new', 'gmm_final.pth'), 'TOM': ('tom_train_new
 CHECKPOINTS_ADVICE = ('Or download the checkpoints in a browser (a zip or a folder) and pass its path: '
                       '--checkpoints_url PATH.')
 TIMEOUT = (5, 60)  # seconds: connect (short, so being offline fails fast), then between bytes
+# CP-VTON+'s VITON_PLUS data and checkpoints: OneDrive share links (its README's), no direct download.
+PLUS_REPOSITORY = 'https://github.com/minar09/cp-vton-plus'
+PLUS_DATA_URL = 'https://1drv.ms/u/s!Ai8t8GAHdzVUiQQYX0azYhqIDPP6?e=4cpFTI'
+PLUS_CHECKPOINTS_URL = 'https://1drv.ms/u/s!Ai8t8GAHdzVUiQA-o3C7cnrfGN6O?e=EaRiFP'
 SAMPLE_HINT = ('To try CP-VTON without the real data, run `python data_download.py --sample`, '
                'which writes a small procedural dataset in the same layout in seconds.')
 
@@ -396,6 +401,27 @@ def download_checkpoints(checkpoint_dir='checkpoints', url=CHECKPOINTS_URL, forc
 
 
 # ----------------------------------------------------------------------------------------
+# CP-VTON+: links only
+
+def plus_instructions(dataroot='data', checkpoint_dir='checkpoints'):
+    """Where to get CP-VTON+'s dataset and checkpoints by hand, where to put them, and the check."""
+    root, plus = Path(dataroot), cp_dataset.VARIANTS['cpvton+']
+    gmm, tom = (Path(checkpoint_dir, f'{stage}_train_plus', f'{stage}_final.pth') for stage in ('gmm', 'tom'))
+    return f"""Nothing was downloaded: CP-VTON+'s files are on Microsoft OneDrive, with no stable direct link.
+Download them in a browser (the links of the README of {PLUS_REPOSITORY}):
+  dataset VITON_PLUS, {PLUS_DATA_URL}
+    (the whole VITON layout plus {plus.parse_folder}/ and {plus.body_folder}/): unpack it so that
+    {root / 'train' / plus.parse_folder}/, {root / 'train' / plus.body_folder}/ (and the same in test/)
+    lie beside {root}/train/image/ and the other VITON folders, and {root}/train_pairs.txt and
+    {root}/test_pairs.txt exist
+  checkpoints, {PLUS_CHECKPOINTS_URL}
+    put them at {gmm} and {tom}
+Then check the data:
+  python cp_dataset.py --check --variant cpvton+ --dataroot {root} --datamode train --data_list train_pairs.txt
+Or, without downloading: python data_download.py --sample (it writes both layouts)."""
+
+
+# ----------------------------------------------------------------------------------------
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
@@ -428,16 +454,23 @@ def main(argv=None):
                              'original Drive link)')
     parser.add_argument('--checkpoint_dir', default='checkpoints', help='default: checkpoints')
     parser.add_argument('--quiet', action='store_true', help='no progress bars')
+    parser.add_argument('--variant', default='cpvton', choices=list(cp_dataset.VARIANTS),
+                        help="cpvton (default); cpvton+: print where to get CP-VTON+'s dataset and "
+                             'checkpoints (OneDrive, no direct link: nothing is downloaded) and where '
+                             'to put them; with --sample, write the sample set (it has both layouts)')
     args = parser.parse_args(argv)
     for flag in ('dataroot', 'checkpoint_dir'):
         if Path(getattr(args, flag)).exists() and not Path(getattr(args, flag)).is_dir():
             parser.error(f'--{flag} {getattr(args, flag)} is a file, not a folder')
+    plus = args.variant == 'cpvton+'
     try:
         if args.sample:
             make_sample_dataset(args.dataroot, args.train, args.test, args.seed, args.force)
-        elif not args.checkpoints:
+        elif not args.checkpoints and not plus:
             download_dataset(args.dataroot, args.url, args.pairs_url, args.force, args.quiet)
-        if args.checkpoints:
+        if plus and (args.checkpoints or not args.sample):
+            print(plus_instructions(args.dataroot, args.checkpoint_dir))
+        elif args.checkpoints:
             download_checkpoints(args.checkpoint_dir, args.checkpoints_url, args.force, args.quiet)
     except (DownloadFailed, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)

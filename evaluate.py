@@ -41,8 +41,8 @@ from torchvision.models import AlexNet_Weights, Inception_V3_Weights, inception_
 from tqdm import tqdm
 
 import atomic
-from cp_dataset import (CLOTH_LABELS, TRYON_FOLDER, WARP_FOLDERS, CPDataset, is_same_id, pair_paths, read_image,
-                        read_parse)
+from cp_dataset import (CLOTH_LABELS, TRYON_FOLDER, VARIANTS, WARP_FOLDERS, CPDataset, is_same_id, read_image,
+                        warp_name)
 from networks import CheckpointError, safe_load
 from pipeline import pick_device
 
@@ -158,7 +158,7 @@ def to_input(image, device):
 def pair_list(args):
     """The dataset's pairs (via CPDataset, which checks the listed inputs exist) -> CPDataset."""
     return CPDataset(dataroot=args.dataroot, datamode=args.datamode, data_list=args.data_list,
-                     fine_height=args.fine_height, fine_width=args.fine_width)
+                     fine_height=args.fine_height, fine_width=args.fine_width, variant=args.variant)
 
 
 def is_paired(dataset):
@@ -180,7 +180,8 @@ def check_results(folder, subdirs, names, stage):
 
 def evaluate_gmm(dataset, folder, paired=True):
     """GMM figures for the warps in folder/{warp-cloth,warp-mask}, plus the identity-warp baseline."""
-    check_results(folder, WARP_FOLDERS, dataset.c_names, 'GMM')
+    pairs = list(zip(dataset.im_names, dataset.c_names))
+    check_results(folder, WARP_FOLDERS, [warp_name(*pair, dataset.variant) for pair in pairs], 'GMM')
     out = {'stage': 'GMM', 'count': len(dataset), 'paired': paired, 'metrics': {}, 'baseline': {}, 'skipped': {}}
     if not paired:
         out['skipped']['iou/ssim'] = ('IoU/SSIM skipped: they need a paired list (a person with her own '
@@ -188,12 +189,12 @@ def evaluate_gmm(dataset, folder, paired=True):
         return out
     size = (dataset.fine_width, dataset.fine_height)
     values = {k: [] for k in ('iou', 'ssim', 'base_iou', 'base_ssim')}
-    for im_name, c_name in tqdm(list(zip(dataset.im_names, dataset.c_names)), desc='GMM', leave=False):
-        inputs = pair_paths(dataset.data_path, im_name, c_name)
-        region = np.isin(read_parse(inputs['parse'], size), CLOTH_LABELS)
+    for index, (im_name, c_name) in enumerate(tqdm(pairs, desc='GMM', leave=False)):
+        inputs = dataset.paths(index)
+        region = np.isin(dataset.readers['parse'](inputs['parse']), CLOTH_LABELS)
         person = np.array(read_image(inputs['image'], size, 'RGB'))
         parse_cloth = np.where(region[..., None], person, np.uint8(255))
-        warps = [osp.join(folder, warp, c_name) for warp in WARP_FOLDERS]
+        warps = [osp.join(folder, warp, warp_name(im_name, c_name, dataset.variant)) for warp in WARP_FOLDERS]
         for prefix, (cloth_path, mask_path) in (('', warps), ('base_', (inputs['cloth'], inputs['cloth_mask']))):
             cloth = np.array(read_image(cloth_path, size, 'RGB'))
             mask = np.array(read_image(mask_path, size, 'L')) >= MASK_THRESHOLD
@@ -222,16 +223,18 @@ def evaluate_tom(dataset, folder, paired=True, alexnet_weights=None, inception_w
         out['skipped'][name] = reason
     size = (dataset.fine_width, dataset.fine_height)
     values = {k: [] for k in ('ssim', 'psnr', 'l1', 'lpips', 'probs')}
-    names = list(dict.fromkeys(dataset.im_names)) if paired or net is not None else []
+    first = {}  # each person once, in the list's order: her first pair
+    for index, im_name in enumerate(dataset.im_names if paired or net is not None else []):
+        first.setdefault(im_name, index)
     with torch.no_grad():
-        for im_name in tqdm(names, desc='TOM', leave=False):
+        for im_name, index in tqdm(first.items(), desc='TOM', leave=False):
             tryon = np.array(read_image(osp.join(folder, TRYON_FOLDER, im_name), size, 'RGB'))
             if not paired:
                 if net is not None:
                     x = F.interpolate(to_input(tryon, device), size=(299, 299), mode='bilinear', align_corners=False)
                     values['probs'].append(F.softmax(net(x), dim=1)[0].cpu().numpy())
                 continue
-            person = np.array(read_image(pair_paths(dataset.data_path, im_name, '')['image'], size, 'RGB'))
+            person = np.array(read_image(dataset.paths(index)['image'], size, 'RGB'))
             values['ssim'].append(ssim(tryon, person))
             values['psnr'].append(min(psnr(tryon, person), PSNR_CAP))
             values['l1'].append(l1(tryon, person))
@@ -323,6 +326,9 @@ def get_options(argv=None):
                         help='which results to score; auto scores every GMM and TOM result folder found (default: %(default)s)')
     parser.add_argument('--dataroot', default='data', help='dataset root (holds the pairs lists) (default: %(default)s)')
     parser.add_argument('--datamode', default='test', help='dataset split folder under --dataroot (default: %(default)s)')
+    parser.add_argument('--variant', default='cpvton', choices=list(VARIANTS),
+                        help='cpvton+: the garment region from image-parse-new, the warps named by person '
+                        '(default: %(default)s)')
     parser.add_argument('--data_list', default='test_pairs_same.txt',
                         help='pairs list relative to --dataroot; paired (same id) -> reference metrics, '
                         'unpaired -> count and IS only (default: %(default)s)')
@@ -351,7 +357,8 @@ def main(argv=None):
     jobs = find_results(args)
     dataset = pair_list(args)
     paired = is_paired(dataset)
-    settings = {k: getattr(args, k) for k in ('dataroot', 'datamode', 'data_list', 'fine_width', 'fine_height')}
+    settings = {k: getattr(args, k) for k in ('dataroot', 'datamode', 'data_list', 'fine_width', 'fine_height',
+                                              'variant')}
     settings.update(ssim='skimage structural_similarity: RGB channel_axis, gaussian_weights, sigma 1.5, '
                     'K1 0.01, K2 0.03, use_sample_covariance False, data_range 255',
                     psnr=f'skimage peak_signal_noise_ratio, data_range 255, identical images -> {PSNR_CAP} dB',

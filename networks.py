@@ -192,12 +192,13 @@ class GMM(nn.Module):
     (grid [b,H,W,2], theta [b, 2*grid_size^2]). Built from plain arguments or, as in the
     original, from an options object with fine_height, fine_width and grid_size."""
 
-    def __init__(self, opt=None, fine_height=256, fine_width=192, grid_size=5):
+    def __init__(self, opt=None, fine_height=256, fine_width=192, grid_size=5, cloth_channels=3):
         super().__init__()
         if opt is not None:
             fine_height, fine_width, grid_size = opt.fine_height, opt.fine_width, opt.grid_size
         self.extractionA = FeatureExtraction(22, ngf=64, n_layers=3, norm_layer=nn.BatchNorm2d)
-        self.extractionB = FeatureExtraction(3, ngf=64, n_layers=3, norm_layer=nn.BatchNorm2d)
+        # CP-VTON+ matches the person with the cloth's mask (1 channel), CP-VTON with the cloth (RGB).
+        self.extractionB = FeatureExtraction(cloth_channels, ngf=64, n_layers=3, norm_layer=nn.BatchNorm2d)
         self.l2norm = FeatureL2Norm()
         self.correlation = FeatureCorrelation()
         self.regression = FeatureRegression(input_nc=192, output_dim=2 * grid_size**2)
@@ -225,11 +226,24 @@ def warp(image, grid, padding_mode="border"):
                          align_corners=True)
 
 
-def grid_irregularity(grid):
-    """CP-VTON+'s grid-interval consistency term (not in CP-VTON): for every inner pixel of the
-    sampling grid [b,H,W,2], |distance to the left neighbour - distance to the right one| plus the
-    same vertically, averaged over b*H*W. Zero for any affine grid; large where the warp folds or
-    locally stretches the cloth."""
+def gic_loss(grid):
+    """CP-VTON+'s grid interval consistency loss (its GicLoss): over the inner pixels of the
+    sampling grid [b,H,W,2] with x = grid[..., 0], y = grid[..., 1], the sum of
+    | |x(left) - x| - |x(right) - x| | + | |y(up) - y| - |y(down) - y| | (x compared along rows, y
+    along columns only). A sum, not a mean: CP-VTON+'s loss divides it by b*H*W and weights it 40.
+    Zero for any affine grid."""
+    x, y = grid[..., 0], grid[..., 1]
+    centre_x, centre_y = x[:, 1:-1, 1:-1], y[:, 1:-1, 1:-1]
+    along_x = (x[:, 1:-1, :-2] - centre_x).abs() - (x[:, 1:-1, 2:] - centre_x).abs()
+    along_y = (y[:, :-2, 1:-1] - centre_y).abs() - (y[:, 2:, 1:-1] - centre_y).abs()
+    return along_x.abs().sum() + along_y.abs().sum()
+
+
+def grid_spacing_irregularity(grid):
+    """The grid spacing regulariser of --grid_reg (not CP-VTON's, and not CP-VTON+'s gic_loss, which
+    it resembles): for every inner pixel of the sampling grid [b,H,W,2], |Euclidean distance to the
+    left neighbour - to the right one| plus the same vertically, averaged over b*H*W. Zero for any
+    affine grid; large where the warp folds or locally stretches the cloth."""
     def spacing(a, b):  # Euclidean distance between neighbouring grid points (eps: finite gradient)
         return torch.sqrt(((a - b) ** 2).sum(-1) + 1e-12)
 
@@ -313,13 +327,16 @@ def tom_outputs(raw, warped_cloth):
     return p_rendered, m_composite, p_tryon
 
 
-def build_model(stage, opt=None, **gmm_sizes):
+def build_model(stage, opt=None, variant="cpvton", **gmm_sizes):
     """'GMM' -> GMM(opt, **gmm_sizes) (fine_height, fine_width, grid_size; defaults 256, 192, 5);
-    'TOM' -> UnetGenerator(25, 4, 6, ngf=64, InstanceNorm2d)."""
+    'TOM' -> UnetGenerator(25, 4, 6, ngf=64, InstanceNorm2d). variant 'cpvton+' (or opt.variant):
+    CP-VTON+'s, whose GMM reads the 1-channel cloth mask and whose TOM also takes the warped mask
+    (26 input channels); every other layer is CP-VTON's."""
+    plus = (getattr(opt, "variant", variant) if opt is not None else variant) == "cpvton+"
     if stage == "GMM":
-        return GMM(opt, **gmm_sizes)
+        return GMM(opt, cloth_channels=1 if plus else 3, **gmm_sizes)
     if stage == "TOM":
-        return UnetGenerator(25, 4, 6, ngf=64, norm_layer=nn.InstanceNorm2d)
+        return UnetGenerator(26 if plus else 25, 4, 6, ngf=64, norm_layer=nn.InstanceNorm2d)
     raise ValueError(f"unknown stage {stage!r}: expected 'GMM' or 'TOM'")
 
 
@@ -517,6 +534,15 @@ def _plain_key(key):
     return key
 
 
+def checkpoint_variant(state_dict):
+    """'cpvton+' or 'cpvton' judging by the first layers' input channels, None if unknown."""
+    shapes = {_plain_key(k): tuple(v.shape) for k, v in state_dict.items()}
+    first = shapes.get("extractionB.model.0.weight") or shapes.get("model.model.0.weight")
+    if first is None or len(first) < 2:
+        return None
+    return {1: "cpvton+", 26: "cpvton+", 3: "cpvton", 25: "cpvton"}.get(first[1])
+
+
 def checkpoint_stage(state_dict):
     """'GMM' or 'TOM' judging by the state_dict's keys, None if neither."""
     keys = [_plain_key(k) for k in state_dict]
@@ -609,6 +635,9 @@ def load_checkpoint(model, path, stage=None, map_location="cpu"):
     problems = _mismatches(expected, state)
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        variants = checkpoint_variant(expected), checkpoint_variant(state)
+        hint = (f"; it is a {variants[1]} checkpoint, the network a {variants[0]} one: use --variant "
+                f"{variants[1]}" if None not in variants and variants[0] != variants[1] else "")
         raise CheckpointError(f"{path} does not match the {stage or 'model'} network: "
-                              + "; ".join(problems[:5]) + more)
+                              + "; ".join(problems[:5]) + more + hint)
     target.load_state_dict(state, strict=True)

@@ -8,6 +8,7 @@ original silently ran random weights without one).
 import argparse
 import os
 
+from cp_dataset import VARIANTS
 from pipeline import PRECISIONS, pick_device
 
 
@@ -35,6 +36,9 @@ def _common_options(parser, display_count, channels_last):
                         help="dataset split: the subfolder of --dataroot to read (train or test)")
     parser.add_argument("--stage", default="GMM", choices=["GMM", "TOM"],
                         help="GMM (geometric matching module) or TOM (try-on module)")
+    parser.add_argument("--variant", default="cpvton", choices=list(VARIANTS),
+                        help="(new) cpvton: CP-VTON (default); cpvton+: CP-VTON+ (Minar et al. 2020): "
+                             "its data (image-parse-new/, image-mask/), networks and losses")
     parser.add_argument("--data_list", default="train_pairs.txt",
                         help="pairs file '<person>.jpg <cloth>.jpg' per line, relative to --dataroot")
     parser.add_argument("--fine_width", type=int, default=192, help="image width")
@@ -109,8 +113,10 @@ def train_parser():
                         help="(new) local VGG19 ImageNet weights file (vgg19-dcbb9e9d.pth); "
                              "default: torchvision's cache / download")
     parser.add_argument("--grid_reg", type=float, default=0.0,
-                        help="(new, CP-VTON+) weight of the GMM's grid-interval consistency loss, "
-                             "which keeps the warp from folding; CP-VTON+ uses 40; 0 = off (original)")
+                        help="(new) weight of a grid spacing regulariser on the GMM's warp (Euclidean "
+                             "distances between neighbouring grid points; like CP-VTON+'s grid interval "
+                             "consistency loss, which --variant cpvton+ adds by itself), which keeps the "
+                             "warp from folding; 0 = off (the original's loss)")
     parser.add_argument("--amp", dest="precision", choices=["none", *PRECISIONS],
                         help="the older spelling of --precision (none = fp32)")
     parser.add_argument("--sync_bn", action="store_true",

@@ -15,7 +15,8 @@ from tqdm import tqdm
 
 import atomic
 import networks
-from cp_dataset import RESULT_FOLDERS, TRYON_FOLDER, WARP_FOLDERS, CPDataLoader, CPDataset, result_dir_of
+from cp_dataset import (RESULT_FOLDERS, TRYON_FOLDER, WARP_FOLDERS, CPDataLoader, CPDataset, result_dir_of,
+                        warp_name)
 from visualization import ImageWriter, board_add_images
 
 # ---------------------------------------------------------------------------------------------
@@ -92,17 +93,20 @@ def to_device(batch, device):
 # The two stages: forward pass, loss, TensorBoard rows, result images
 
 
-def gmm_forward(model, inputs):
-    """GMM: warp the cloth, its mask and the grid image onto the person."""
-    grid, _theta = model(inputs["agnostic"], inputs["cloth"])
+def gmm_forward(model, inputs, variant="cpvton"):
+    """GMM: warp the cloth, its mask and the grid image onto the person. CP-VTON matches the person
+    representation with the cloth, CP-VTON+ with the cloth's mask ({0, 1}, not normalised)."""
+    grid, _theta = model(inputs["agnostic"], inputs["cloth_mask" if variant == "cpvton+" else "cloth"])
     return {"grid": grid, "warped_cloth": networks.warp(inputs["cloth"], grid, "border"),
             "warped_mask": networks.warp(inputs["cloth_mask"], grid, "zeros"),
             "warped_grid": networks.warp(inputs["grid_image"], grid, "zeros")}
 
 
-def tom_forward(model, inputs):
-    """TOM: render the person and composite the (already warped) cloth into it."""
-    raw = model(torch.cat([inputs["agnostic"], inputs["cloth"]], 1))
+def tom_forward(model, inputs, variant="cpvton"):
+    """TOM: render the person and composite the (already warped) cloth into it. CP-VTON+ also gives
+    the TOM the warped mask."""
+    extra = [inputs["cloth_mask"]] if variant == "cpvton+" else []
+    raw = model(torch.cat([inputs["agnostic"], inputs["cloth"], *extra], 1))
     p_rendered, m_composite, p_tryon = networks.tom_outputs(raw, inputs["cloth"])
     return {"p_rendered": p_rendered, "m_composite": m_composite, "p_tryon": p_tryon}
 
@@ -110,28 +114,36 @@ def tom_forward(model, inputs):
 FORWARD = {"GMM": gmm_forward, "TOM": tom_forward}
 
 
-def gmm_loss(model, inputs, perceptual=None, grid_weight=0.0):
+GIC_WEIGHT = 40  # CP-VTON+'s weight of gic_loss / (b*H*W)
+
+
+def gmm_loss(model, inputs, perceptual=None, grid_weight=0.0, variant="cpvton"):
     """One GMM forward pass and its loss: L1 between the warped cloth and the cloth worn in the
-    photo, plus (--grid_reg, CP-VTON+'s, off by default) grid_weight x the grid's irregularity.
+    photo; for CP-VTON+ plus 40 x its grid interval consistency loss / (b*H*W); with --grid_reg
+    (not in either paper, off by default) plus grid_weight x the grid spacing regulariser.
     Returns (loss, {TensorBoard tag: term}, outputs)."""
-    out = gmm_forward(model, inputs)
+    out = gmm_forward(model, inputs, variant)
     l1 = F.l1_loss(out["warped_cloth"], inputs["parse_cloth"])
-    if not grid_weight:
-        return l1, {"metric": l1}, out
-    irregularity = networks.grid_irregularity(out["grid"])
-    loss = l1 + grid_weight * irregularity
-    return loss, {"metric": loss, "L1": l1, "Grid": irregularity}, out
+    loss, scalars = l1, {"L1": l1}
+    if variant == "cpvton+":
+        scalars["GIC"] = GIC_WEIGHT * networks.gic_loss(out["grid"]) / out["grid"].shape[:3].numel()
+        loss = loss + scalars["GIC"]
+    if grid_weight:
+        scalars["Grid"] = networks.grid_spacing_irregularity(out["grid"])
+        loss = loss + grid_weight * scalars["Grid"]
+    return loss, {"metric": loss, **scalars} if len(scalars) > 1 else {"metric": loss}, out
 
 
-def tom_loss(model, inputs, perceptual=None):
+def tom_loss(model, inputs, perceptual=None, variant="cpvton"):
     """One TOM forward pass and its loss: L1 + VGG perceptual on the try-on, L1 of the composition
-    mask against the warped cloth mask (perceptual=None: VGG term 0)."""
-    out = tom_forward(model, inputs)
+    mask against the warped cloth mask (CP-VTON+: against the garment region of the person's
+    parse) (perceptual=None: VGG term 0)."""
+    out = tom_forward(model, inputs, variant)
     l1 = F.l1_loss(out["p_tryon"], inputs["image"])
     vgg = torch.zeros((), device=l1.device)
     if perceptual is not None:
         vgg = perceptual(out["p_tryon"], inputs["image"])
-    mask = F.l1_loss(out["m_composite"], inputs["cloth_mask"])
+    mask = F.l1_loss(out["m_composite"], inputs["parse_cloth_mask" if variant == "cpvton+" else "cloth_mask"])
     loss = l1 + vgg + mask
     return loss, {"metric": loss, "L1": l1, "VGG": vgg, "MaskL1": mask}, out
 
@@ -151,20 +163,20 @@ def board_rows(stage, inputs, out):
             [out["p_rendered"], out["p_tryon"], inputs["image"]]]
 
 
-def result_images(stage, inputs, out):
-    """{output folder: (images in [-1, 1], file names)} for one batch: the GMM's by cloth name, the
-    mask saved as 2*m-1, the TOM's by person name, as the original."""
+def result_images(stage, inputs, out, variant="cpvton"):
+    """{output folder: (images in [-1, 1], file names)} for one batch: the GMM's by cloth name
+    (CP-VTON+: by person name), the mask saved as 2*m-1, the TOM's by person name."""
     if stage == "GMM":
         warp_cloth, warp_mask = WARP_FOLDERS
-        return {warp_cloth: (out["warped_cloth"], inputs["c_name"]),
-                warp_mask: (out["warped_mask"] * 2 - 1, inputs["c_name"])}
+        names = [warp_name(im, c, variant) for im, c in zip(inputs["im_name"], inputs["c_name"])]
+        return {warp_cloth: (out["warped_cloth"], names), warp_mask: (out["warped_mask"] * 2 - 1, names)}
     return {TRYON_FOLDER: (out["p_tryon"], inputs["im_name"])}
 
 
-def load_for_inference(stage, checkpoint, device, channels_last=True):
+def load_for_inference(stage, checkpoint, device, channels_last=True, variant="cpvton"):
     """A stage's network with the weights of `checkpoint` (networks.CheckpointError if they do not
     fit), on `device`, in eval mode and (by default) the channels_last layout."""
-    model = networks.build_model(stage)
+    model = networks.build_model(stage, variant=variant)
     networks.load_checkpoint(model, checkpoint, stage=stage)
     return networks.for_inference(model.to(device), channels_last=channels_last)
 
@@ -196,10 +208,11 @@ def run_test(opt, device):
     loader = CPDataLoader(opt, dataset)
     print(f"Dataset size: {len(dataset)}")
     if opt.stage == "GMM":
-        warn_duplicates(dataset.c_names, "cloth")
+        warn_duplicates([warp_name(*pair, opt.variant) for pair in zip(dataset.im_names, dataset.c_names)],
+                        "cloth" if opt.variant == "cpvton" else "person")
     else:
         warn_duplicates(dataset.im_names, "person")
-    model = load_for_inference(opt.stage, opt.checkpoint, device, bool(opt.channels_last))
+    model = load_for_inference(opt.stage, opt.checkpoint, device, bool(opt.channels_last), opt.variant)
     out_root = result_dir_of(opt.result_dir, opt.checkpoint, opt.datamode)
     folders = RESULT_FOLDERS[opt.stage]
     board = SummaryWriter(logdir=os.path.join(opt.tensorboard_dir, opt.name))
@@ -212,8 +225,8 @@ def run_test(opt, device):
             with ImageWriter(opt.save_threads) as writer, torch.inference_mode(), autocast(device, precision):
                 for i, batch in enumerate(tqdm(loader.data_loader, desc=f"test {opt.stage}", unit="batch")):
                     inputs = dataset.expand(to_device(batch, device))
-                    out = FORWARD[opt.stage](model, inputs)
-                    for folder, (images, names) in result_images(opt.stage, inputs, out).items():
+                    out = FORWARD[opt.stage](model, inputs, opt.variant)
+                    for folder, (images, names) in result_images(opt.stage, inputs, out, opt.variant).items():
                         writer.save(images, names, work[folder])
                     if (i + 1) % opt.display_count == 0:
                         writer.submit(board_add_images, board, "combine", board_rows(opt.stage, inputs, out), i + 1)

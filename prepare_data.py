@@ -22,6 +22,21 @@ results under the person name: a name shared by two pairs would overwrite result
 All inputs are checked before anything is written; the split is written to a temporary
 folder beside --out and moved into place only when complete. An --out that is not empty is
 replaced only with --force, which keeps it as `<out>.old`.
+
+With --variant cpvton+ the split also gets CP-VTON+'s two extra folders, made from the fitted
+photo and LIP parse the way CP-VTON+'s preprocessing script (since removed from its repository)
+made them from VITON's:
+
+    <out>/test/image-mask/N_0.png       the body: 255 on 0, mode L
+    <out>/test/image-parse-new/N_0.png  the LIP parse plus label 20 (neck / chest skin), mode L
+
+The body is every pixel that is not backdrop (HSV saturation < 0.08 and value > 0.6 of full
+scale: a bright, nearly grey backdrop as in VITON) or that the parse labels, reduced to its
+largest connected region with its holes filled. Label 20 goes on the body pixels that the
+parse leaves as background in the upper half of the image (CP-VTON+ clears the lower half),
+after an opening that drops slivers up to 4 px wide along the outline, and only on the largest
+connected region of them. The script's exact thresholds were not published with the data, so
+this is an approximation, and a rough one for photos on a dark or coloured backdrop.
 """
 import argparse
 import json
@@ -31,6 +46,7 @@ import sys
 
 import numpy as np
 from PIL import Image, ImageOps
+from scipy import ndimage
 
 import atomic
 import cp_dataset
@@ -39,6 +55,8 @@ import sample_data
 WIDTH, HEIGHT = 192, 256
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 MAX_UNKNOWN_COLOURS = 5  # unknown parse colours listed in an error message
+BACKDROP_SATURATION, BACKDROP_VALUE = 0.08, 0.6  # HSV, of full scale: below / above is backdrop
+NECK_OPENING = 2  # iterations of the 3x3-cross opening of the neck candidates
 
 
 # Colour-coded parses are decoded with the first palette that explains every colour: the LIP
@@ -228,6 +246,26 @@ def pose_json(points):
         'hand_right_keypoints': [], 'hand_left_keypoints': []}]})
 
 
+def largest_region(mask):
+    """The largest 8-connected region of a bool mask (the mask itself if it is empty)."""
+    regions, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    if count == 0:
+        return mask
+    return regions == 1 + np.bincount(regions.ravel())[1:].argmax()
+
+
+def plus_layers(image, labels):
+    """A fitted photo and its LIP labels -> (CP-VTON+'s parse: the labels with NECK_LABEL on the
+    uncovered neck, uint8 [H, W]; the body mask, bool [H, W]), as the module docstring describes."""
+    hsv = np.asarray(image.convert('HSV'), np.float64) / 255
+    backdrop = (hsv[..., 1] < BACKDROP_SATURATION) & (hsv[..., 2] > BACKDROP_VALUE)
+    body = ndimage.binary_fill_holes(largest_region(~backdrop | (labels > 0)))
+    neck = body & (labels == 0)
+    neck[labels.shape[0] // 2:] = False
+    neck = largest_region(ndimage.binary_opening(neck, iterations=NECK_OPENING))
+    return np.where(neck, cp_dataset.NECK_LABEL, labels).astype(np.uint8), body
+
+
 # ----------------------------------------------------------------------------- inputs
 
 def list_images(folder, what, problems):
@@ -347,10 +385,12 @@ def convert_inputs(opt):
 
 # ----------------------------------------------------------------------------- output
 
-def write_split(root, pairs, persons, cloths):
-    """Write the test split (cp_dataset's layout), test_pairs.txt and name_map.txt into `root`."""
-    split = osp.join(root, 'test')
-    for folder in cp_dataset.INPUT_FOLDERS:
+def write_split(root, pairs, persons, cloths, variant='cpvton'):
+    """Write the test split (cp_dataset's layout; for cpvton+ also image-parse-new/ and
+    image-mask/), test_pairs.txt and name_map.txt into `root`."""
+    split, plus = osp.join(root, 'test'), cp_dataset.VARIANTS['cpvton+']
+    extra = (plus.parse_folder, plus.body_folder) if variant == 'cpvton+' else ()
+    for folder in cp_dataset.INPUT_FOLDERS + extra:
         os.makedirs(osp.join(split, folder))
     names, map_lines = [], []
     for index, (person, cloth) in enumerate(pairs):
@@ -359,6 +399,11 @@ def write_split(root, pairs, persons, cloths):
         image, parse, points = persons[person]
         image.save(paths['image'], **sample_data.JPEG_OPTIONS)
         parse.save(paths['parse'])
+        if extra:
+            plus_paths = cp_dataset.pair_paths(split, person_name, cloth_name, variant=variant)
+            parse_new, body = plus_layers(image, np.array(parse))
+            Image.fromarray(parse_new, 'L').save(plus_paths['parse'])
+            Image.fromarray(body.astype(np.uint8) * 255, 'L').save(plus_paths['body'])
         with open(paths['pose'], 'w') as f:
             f.write(pose_json(points))
         cloth_image, mask = cloths[cloth]
@@ -377,13 +422,14 @@ def plural(count, noun):
     return f'{count} {noun}{"" if count == 1 else "s"}'
 
 
-def next_steps(out):
-    """The commands that run the pretrained models on the new split."""
+def next_steps(out, variant='cpvton'):
+    """The commands that run the pretrained models of `variant` on the new split."""
+    flag, run = (' --variant cpvton+', 'plus') if variant == 'cpvton+' else ('', 'new')
     return f"""Next: run the pretrained GMM, hand its warps to TOM, run TOM, look at the strips:
-  python test.py --name gmm_mine --stage GMM --dataroot {out} --datamode test --data_list test_pairs.txt --result_dir result/mine --checkpoint checkpoints/gmm_train_new/gmm_final.pth
+  python test.py --name gmm_mine --stage GMM{flag} --dataroot {out} --datamode test --data_list test_pairs.txt --result_dir result/mine --checkpoint checkpoints/gmm_train_{run}/gmm_final.pth
   cp -r result/mine/gmm_final.pth/test/warp-cloth result/mine/gmm_final.pth/test/warp-mask {out}/test/
-  python test.py --name tom_mine --stage TOM --dataroot {out} --datamode test --data_list test_pairs.txt --result_dir result/mine --checkpoint checkpoints/tom_train_new/tom_final.pth
-  python smart_show_test_result.py --dataroot {out} --result_dir result/mine --out result_simple/mine
+  python test.py --name tom_mine --stage TOM{flag} --dataroot {out} --datamode test --data_list test_pairs.txt --result_dir result/mine --checkpoint checkpoints/tom_train_{run}/tom_final.pth
+  python smart_show_test_result.py{flag} --dataroot {out} --result_dir result/mine --out result_simple/mine
 Result names -> your files: {out}/name_map.txt"""
 
 
@@ -415,6 +461,10 @@ def parse_options(argv=None):
     parser.add_argument('--person_index', '--person-index', type=int, default=None, metavar='I',
                         help='which person to take from pose files that hold several (0 = first); '
                              'without it such files are reported')
+    parser.add_argument('--variant', default='cpvton', choices=list(cp_dataset.VARIANTS),
+                        help="cpvton (default), or cpvton+: also write CP-VTON+'s image-parse-new/ and "
+                             'image-mask/, derived from the photo and parse (approximately, as CP-VTON+ '
+                             'derived them for VITON)')
     parser.add_argument('--force', action='store_true',
                         help='replace --out if it exists and is not empty; the previous one is kept, '
                              'renamed to <out>.old (refused while that name is taken)')
@@ -462,17 +512,20 @@ def main(argv=None):
     if report(problems, '{} found; nothing was written:'):
         return 1
     with atomic.writing_dir(opt.out, keep_old=keep_old) as root:
-        write_split(root, pairs, persons, cloths)
+        write_split(root, pairs, persons, cloths, opt.variant)
     if keep_old:
         print(f'Moved the previous {opt.out} aside to {keep_old}')
     print(f'Wrote {plural(len(pairs), "pair")} ({plural(len(persons), "person photo")}, '
           f'{plural(len(cloths), "cloth photo")}) to {opt.out}')
 
-    problems = cp_dataset.check_dataset(dataroot=opt.out, datamode='test', data_list='test_pairs.txt',
-                                        fine_width=WIDTH, fine_height=HEIGHT)
+    problems = []
+    for variant in dict.fromkeys(['cpvton', opt.variant]):  # CP-VTON's layout, then CP-VTON+'s
+        problems += cp_dataset.check_dataset(dataroot=opt.out, datamode='test', data_list='test_pairs.txt',
+                                             fine_width=WIDTH, fine_height=HEIGHT, variant=variant)
+    problems = list(dict.fromkeys(problems))
     if report(problems, 'The dataset check found {}:'):
         return 1
-    print(f'Dataset check passed.\n{next_steps(opt.out)}')
+    print(f'Dataset check passed.\n{next_steps(opt.out, opt.variant)}')
     return 0
 
 

@@ -1,12 +1,13 @@
 """A small procedural dataset in the VITON layout, so CP-VTON runs without the real data.
 
 `generate(root)` writes {train,test}/{image,image-parse,pose,cloth,cloth-mask}/ (train ids
-000000, ...; test ids 100000, ...), the three pair lists and the marker .sample_dataset; the usual
-entry is `python data_download.py --sample`, which also guards existing data. A person is a
-flat-coloured figure on a light background, of varied proportions, pose and colours, wearing her
-product-image garment (short, long or no sleeves, solid or printed) warped on by a thin-plate
-spline. Parses hold the LIP ids as drawn. Each person draws from a numpy Generator seeded by
-(seed, id): same seed, same bytes.
+000000, ...; test ids 100000, ...), CP-VTON+'s image-parse-new/ (the parse with the visible neck
+as NECK_LABEL, mode L) and image-mask/ (the body, 255 on 0, mode L), the three pair lists and the
+marker .sample_dataset; the usual entry is `python data_download.py --sample`, which also guards
+existing data. A person is a flat-coloured figure on a light background, of varied proportions,
+pose and colours, wearing her product-image garment (short, long or no sleeves, solid or printed)
+warped on by a thin-plate spline. Parses hold the LIP ids as drawn. Each person draws from a numpy
+Generator seeded by (seed, id): same seed, same bytes.
 """
 import contextlib
 import io
@@ -33,6 +34,8 @@ SOFTNESS = 1.0  # sigma (pixels) of the blur that band-limits drawn images like 
 MASK_WHITE = 250  # the original cloth masks: garment where R, G and B are all <= this
 GARMENT_MAX = 230  # garment colours stay below the mask threshold, even after JPEG
 LUMA = (0.299, 0.587, 0.114)
+
+PLUS_FOLDERS = (cp_dataset.VARIANTS['cpvton+'].parse_folder, cp_dataset.VARIANTS['cpvton+'].body_folder)
 
 # LIP label ids (see cp_dataset.LIP_LABELS); side -1 is the person's right (image left).
 HAIR, UPPER, DRESS, COAT, PANTS, SKIRT, FACE = 2, 5, 6, 7, 9, 12, 13
@@ -481,15 +484,18 @@ def _colour(rng, table, jitter=8):
 
 
 class Layers:
-    """The person image and its parse, painted back to front with the same masks."""
+    """The person image and its parse, painted back to front with the same masks; `neck` marks
+    where the neck's paint is still visible."""
 
     def __init__(self, background):
         self.image = np.full((HEIGHT, WIDTH, 3), background, float)
         self.parse = np.zeros((HEIGHT, WIDTH), np.uint8)
+        self.neck = np.zeros((HEIGHT, WIDTH), bool)
 
-    def paint(self, mask, label, colour):
+    def paint(self, mask, label, colour, neck=False):
         """Label `mask` and colour it: one colour, or an [H, W, 3] image (the worn garment)."""
         self.parse[mask] = label
+        self.neck[mask] = neck
         self.image[mask] = colour if np.ndim(colour) == 1 else colour[mask]
 
 
@@ -527,7 +533,7 @@ def _draw_lower_body(layers, rng, body, dress, skin, bottom):
 
 def _draw_torso_skin(layers, body, neckline, sleeveless, skin):
     """Skin showing beside the garment: the shoulders of a sleeveless garment (labelled as
-    the arm of that side) and the neck down into the neckline (labelled face)."""
+    the arm of that side) and the neck down into the neckline (labelled face, as LIP does)."""
     s, down, right, torso = body['s'], body['down'], body['right'], body['torso']
     if sleeveless:
         for side in (-1, 1):
@@ -542,7 +548,7 @@ def _draw_torso_skin(layers, body, neckline, sleeveless, skin):
     neck = [on_head(body, -0.5 * rx, 0.55 * ry), on_head(body, 0.5 * rx, 0.55 * ry), right_end,
             right_end + ((deepest - right_end) @ down + 4) * down,
             left + ((deepest - left) @ down + 4) * down, left]
-    layers.paint(_fill([neck]), FACE, skin)
+    layers.paint(_fill([neck]), FACE, skin, neck=True)
 
 
 def _draw_arms(layers, body, worn, sleeves, armpits, sleeveless, skin):
@@ -591,7 +597,8 @@ def _draw_head(layers, rng, body, hair_style, skin, hair):
 
 
 def render_person(rng, body, garment, cloth_mask):
-    """Draw the person back to front -> (image uint8 [H, W, 3], parse uint8 [H, W])."""
+    """Draw the person back to front -> (image uint8 [H, W, 3], parse uint8 [H, W], CP-VTON+'s
+    parse: the same with the visible neck as NECK_LABEL)."""
     layers = Layers(background=rng.uniform(234, 246) + rng.uniform(-2, 2, 3))  # light, tinted
     skin, hair, bottom = _colour(rng, SKIN), _colour(rng, HAIR_COLOURS), _colour(rng, BOTTOM_COLOURS)
     rx, ry, s, torso = body['head_rx'], body['head_ry'], body['s'], body['torso']
@@ -612,17 +619,19 @@ def render_person(rng, body, garment, cloth_mask):
     _draw_head(layers, rng, body, hair_style, skin, hair)
     for mask, label in in_front:  # forearms in front of the torso cover the garment
         layers.paint(mask, label, skin)
-    return _soften(layers.image), layers.parse
+    return _soften(layers.image), layers.parse, np.where(layers.neck, cp_dataset.NECK_LABEL, layers.parse)
 
 
 def make_sample(seed, person_id):
-    """Everything about one person: dict of image, parse, keypoints, cloth, cloth_mask."""
+    """Everything about one person: dict of image, parse, keypoints, cloth, cloth_mask and
+    CP-VTON+'s parse_new and body (bool [H, W])."""
     rng = np.random.default_rng([seed, person_id])
     garment = random_garment(rng)
     cloth, cloth_mask = render_cloth(garment)
     body = random_body(rng, long_sleeves=garment['sleeves'] == 'long')
-    image, parse = render_person(rng, body, garment, cloth_mask)
-    return dict(image=image, parse=parse, keypoints=keypoints(body, rng), cloth=cloth, cloth_mask=cloth_mask)
+    image, parse, parse_new = render_person(rng, body, garment, cloth_mask)
+    return dict(image=image, parse=parse, keypoints=keypoints(body, rng), cloth=cloth, cloth_mask=cloth_mask,
+                parse_new=parse_new.astype(np.uint8), body=parse > 0)
 
 
 # ---- Writing the dataset ----
@@ -633,10 +642,12 @@ def _split_ids(n_train, n_test):
 
 
 def _person_files(split, person_id):
-    """A person's image, parse, pose, cloth and cloth-mask paths, relative to the root."""
+    """A person's image, parse, pose, cloth, cloth-mask, parse-new and body-mask paths, relative
+    to the root."""
     n = f'{person_id:06d}'
     return [f'{split}/image/{n}_0.jpg', f'{split}/image-parse/{n}_0.png',
-            f'{split}/pose/{n}_0_keypoints.json', f'{split}/cloth/{n}_1.jpg', f'{split}/cloth-mask/{n}_1.jpg']
+            f'{split}/pose/{n}_0_keypoints.json', f'{split}/cloth/{n}_1.jpg', f'{split}/cloth-mask/{n}_1.jpg',
+            *(f'{split}/{folder}/{n}_0.png' for folder in PLUS_FOLDERS)]
 
 
 def planned_files(n_train, n_test):
@@ -649,8 +660,8 @@ def planned_files(n_train, n_test):
 
 
 def _write_person(paths, sample):
-    """Write one person's five files to `paths` (as from _person_files)."""
-    image, parse_path, pose_path, cloth, mask = paths
+    """Write one person's seven files to `paths` (as from _person_files)."""
+    image, parse_path, pose_path, cloth, mask, parse_new, body = paths
     Image.fromarray(sample['image']).save(image, 'JPEG', **JPEG_OPTIONS)
     parse = Image.fromarray(sample['parse'], mode='L').convert('P')
     parse.putpalette(voc_palette())
@@ -660,6 +671,8 @@ def _write_person(paths, sample):
         'hand_right_keypoints': [], 'hand_left_keypoints': []}]}))
     Image.fromarray(sample['cloth']).save(cloth, 'JPEG', **JPEG_OPTIONS)
     Image.fromarray(sample['cloth_mask'].astype(np.uint8) * 255, mode='L').save(mask, 'JPEG', **JPEG_OPTIONS)
+    Image.fromarray(sample['parse_new'], mode='L').save(parse_new)
+    Image.fromarray(sample['body'].astype(np.uint8) * 255, mode='L').save(body)
 
 
 def read_marker(root):
@@ -686,7 +699,7 @@ def generate(root, n_train=N_TRAIN, n_test=N_TEST, seed=0):
     (root / MARKER).write_text(json.dumps(marker, indent=1))
     ids = _split_ids(n_train, n_test)
     for split, split_ids in ids.items():
-        for sub in cp_dataset.INPUT_FOLDERS:
+        for sub in cp_dataset.INPUT_FOLDERS + PLUS_FOLDERS:
             (root / split / sub).mkdir(parents=True, exist_ok=True)
         for person_id in split_ids:
             paths = [root / name for name in _person_files(split, person_id)]
@@ -718,7 +731,7 @@ def remove_sample(root):
             path.unlink()
             removed += 1
     for split in cp_dataset.SPLITS:
-        for folder in [root / split / sub for sub in cp_dataset.INPUT_FOLDERS] + [root / split]:
+        for folder in [root / split / sub for sub in cp_dataset.INPUT_FOLDERS + PLUS_FOLDERS] + [root / split]:
             with contextlib.suppress(OSError):  # not empty
                 folder.rmdir()
     (root / MARKER).unlink()

@@ -17,7 +17,8 @@ import sys
 from tqdm import tqdm
 
 import atomic
-from cp_dataset import TRYON_FOLDER, WARP_FOLDERS, DatasetError, image_id, pair_paths, read_pairs, result_dir_of
+from cp_dataset import (TRYON_FOLDER, VARIANTS, WARP_FOLDERS, DatasetError, image_id, pair_paths, read_pairs,
+                        result_dir_of, warp_name)
 from visualization import COLUMNS, TILE, make_strip
 
 
@@ -26,6 +27,8 @@ def parse_options(argv=None):
     parser.add_argument("--dataroot", default="data", help="dataset root folder")
     parser.add_argument("--datamode", default="test", help="dataset split the pairs come from")
     parser.add_argument("--data_list", default="test_pairs.txt", help="pairs file, relative to --dataroot")
+    parser.add_argument("--variant", default="cpvton", choices=list(VARIANTS),
+                        help="cpvton+ shows the image-parse-new parse and finds the warps by person name")
     parser.add_argument("--result_dir", default="result", help="test.py's --result_dir")
     parser.add_argument("--gmm_result", default=None,
                         help="folder with warp-cloth/ and warp-mask/ "
@@ -51,9 +54,9 @@ def strip_name(person, cloth):
 
 def tile_paths(opt, person, cloth):
     """The file behind each column, in COLUMNS order."""
-    inputs = pair_paths(os.path.join(opt.dataroot, opt.datamode), person, cloth)
+    inputs = pair_paths(os.path.join(opt.dataroot, opt.datamode), person, cloth, variant=opt.variant)
     return ([inputs[key] for key in ("cloth", "cloth_mask", "image", "parse")]
-            + [os.path.join(opt.gmm_result, folder, cloth) for folder in WARP_FOLDERS]
+            + [os.path.join(opt.gmm_result, folder, warp_name(person, cloth, opt.variant)) for folder in WARP_FOLDERS]
             + [os.path.join(opt.tom_result, TRYON_FOLDER, person)])
 
 

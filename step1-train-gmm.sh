@@ -6,4 +6,4 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
-train_py --name gmm_train_new --stage GMM --shuffle
+train_py --name "gmm_train_$RUN" --stage GMM --shuffle

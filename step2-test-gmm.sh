@@ -4,6 +4,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
-need checkpoints/gmm_train_new/gmm_final.pth "run step1 first"
-test_py --name gmm_traintest_new --stage GMM --datamode test --data_list "$DATA_LIST_TEST" \
-  --checkpoint checkpoints/gmm_train_new/gmm_final.pth
+need "$GMM_FINAL" "run step1 first"
+test_py --name "gmm_traintest_$RUN" --stage GMM --datamode test --data_list "$DATA_LIST_TEST" \
+  --checkpoint "$GMM_FINAL"

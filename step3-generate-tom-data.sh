@@ -15,16 +15,16 @@ replace_dir() {  # replace_dir SRC DST: copy SRC to DST; DST changes only once t
   rm -rf "$tmp.old"
 }
 
-need checkpoints/gmm_train_new/gmm_final.pth "run step1 first"
+need "$GMM_FINAL" "run step1 first"
 for kind in warp-cloth warp-mask; do
-  need "result/gmm_final.pth/test/$kind" "run step2 first (GMM test on the test split)"
+  need "$GMM_RESULT/test/$kind" "run step2 first (GMM test on the test split)"
 done
-test_py --name gmm_traintest_new --stage GMM --datamode train --data_list train_pairs.txt \
-  --checkpoint checkpoints/gmm_train_new/gmm_final.pth
+test_py --name "gmm_traintest_$RUN" --stage GMM --datamode train --data_list train_pairs.txt \
+  --checkpoint "$GMM_FINAL"
 
 for split in train test; do
   for kind in warp-cloth warp-mask; do
-    replace_dir "result/gmm_final.pth/$split/$kind" "$DATAROOT/$split/$kind"
-    say "copied result/gmm_final.pth/$split/$kind -> $DATAROOT/$split/$kind"
+    replace_dir "$GMM_RESULT/$split/$kind" "$DATAROOT/$split/$kind"
+    say "copied $GMM_RESULT/$split/$kind -> $DATAROOT/$split/$kind"
   done
 done

@@ -6,4 +6,4 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
 need "$DATAROOT/train/warp-cloth" "run step3 first"
-train_py --name tom_train_new --stage TOM --shuffle --perceptual "$PERCEPTUAL"
+train_py --name "tom_train_$RUN" --stage TOM --shuffle --perceptual "$PERCEPTUAL"

@@ -4,7 +4,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
-need checkpoints/tom_train_new/tom_final.pth "run step4 first"
+need "$TOM_FINAL" "run step4 first"
 need "$DATAROOT/test/warp-cloth" "run step3 first"
-test_py --name tom_test_new --stage TOM --datamode test --data_list "$DATA_LIST_TEST" \
-  --checkpoint checkpoints/tom_train_new/tom_final.pth
+test_py --name "tom_test_$RUN" --stage TOM --datamode test --data_list "$DATA_LIST_TEST" \
+  --checkpoint "$TOM_FINAL"

@@ -40,7 +40,8 @@ from options import device_of, train_options
 from visualization import board_add_images
 
 STATE_FILE = "train_state.pth"
-LOG_NAMES = {"metric": "loss", "L1": "l1", "VGG": "vgg", "MaskL1": "mask", "Grid": "grid"}  # scalar tag -> stdout name
+# TensorBoard scalar tag -> its name on stdout
+LOG_NAMES = {"metric": "loss", "L1": "l1", "VGG": "vgg", "MaskL1": "mask", "Grid": "grid", "GIC": "gic"}
 
 
 # --- processes, devices, precision ---
@@ -246,10 +247,10 @@ def build_training(opt, device):
 
 
 def loss_function(opt):
-    """The stage's loss, with --grid_reg's term for the GMM."""
+    """The stage's loss for --variant, with --grid_reg's term for the GMM."""
     if opt.stage == "GMM" and opt.grid_reg:
-        return functools.partial(pipeline.gmm_loss, grid_weight=opt.grid_reg)
-    return pipeline.LOSSES[opt.stage]
+        return functools.partial(pipeline.LOSSES["GMM"], grid_weight=opt.grid_reg, variant=opt.variant)
+    return functools.partial(pipeline.LOSSES[opt.stage], variant=opt.variant)
 
 
 def training_step(model, parts, inputs, loss_fn, perceptual, autocast):

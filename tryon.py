@@ -37,10 +37,10 @@ from pipeline import FORWARD, result_images, to_device
 from visualization import make_strip, save_images, tensor_to_image
 
 SIZE, RADIUS = (192, 256), 5  # test.py's defaults: what the checkpoints were trained at
-CHECKPOINTS = {"GMM": "checkpoints/gmm_train_new/gmm_final.pth",  # what the step scripts write
-               "TOM": "checkpoints/tom_train_new/tom_final.pth"}
+RUN_SUFFIX = {"cpvton": "new", "cpvton+": "plus"}  # the step scripts' run names: gmm_train_new, ...
 # pair_readers key -> the command-line option naming that file
-INPUTS = {"cloth": "cloth", "cloth_mask": "cloth_mask", "image": "person", "parse": "parse", "pose": "pose"}
+INPUTS = {"cloth": "cloth", "cloth_mask": "cloth_mask", "image": "person", "parse": "parse", "pose": "pose",
+          "body": "body_mask"}
 CHECKPOINT_HINT = ("train the models (step1-train-gmm.sh ... step4-train-tom.sh) or download the released "
                    "checkpoints with `python data_download.py --checkpoints`")
 SIZE_HINT = (f"tryon.py takes {SIZE[0]}x{SIZE[1]} inputs: fit your photos, parse and keypoints with "
@@ -52,7 +52,10 @@ def build_parser():
                                                  "(GMM then TOM). Every input must be 192x256.")
     parser.add_argument("--person", required=True, metavar="PATH", help="person photo, 192x256 RGB")
     parser.add_argument("--parse", required=True, metavar="PATH",
-                        help="the person's LIP human parse: label PNG (mode P or L, ids 0-19), 192x256")
+                        help="the person's LIP human parse: label PNG (mode P or L, ids 0-19), 192x256; "
+                             "for cpvton+ its image-parse-new (mode L, ids 0-20)")
+    parser.add_argument("--body_mask", "--body-mask", metavar="PATH",
+                        help="cpvton+ only (required there): the person's body mask (image-mask), 192x256")
     parser.add_argument("--pose", required=True, metavar="PATH",
                         help="the person's OpenPose keypoints JSON (COCO-18 or BODY_25, in 192x256 pixels)")
     parser.add_argument("--cloth", required=True, metavar="PATH", help="in-shop garment photo, 192x256 RGB")
@@ -64,10 +67,14 @@ def build_parser():
     parser.add_argument("--strip", default=None, metavar="PATH",
                         help="also write a 1344x256 strip: cloth, cloth mask, person, parse (LIP colours), "
                              "warped cloth, warped mask, try-on")
-    parser.add_argument("--gmm_checkpoint", metavar="PATH", default=CHECKPOINTS["GMM"],
-                        help="GMM weights (default: %(default)s)")
-    parser.add_argument("--tom_checkpoint", metavar="PATH", default=CHECKPOINTS["TOM"],
-                        help="TOM weights (default: %(default)s)")
+    parser.add_argument("--variant", default="cpvton", choices=list(cp_dataset.VARIANTS),
+                        help="cpvton (default) or cpvton+: which model the checkpoints are")
+    parser.add_argument("--gmm_checkpoint", metavar="PATH",
+                        help="GMM weights (default: what step 1 writes, checkpoints/gmm_train_new/"
+                             "gmm_final.pth; for cpvton+ checkpoints/gmm_train_plus/gmm_final.pth)")
+    parser.add_argument("--tom_checkpoint", metavar="PATH",
+                        help="TOM weights (default: checkpoints/tom_train_new/tom_final.pth; for cpvton+ "
+                             "checkpoints/tom_train_plus/tom_final.pth)")
     parser.add_argument("--device", default="auto",
                         help="auto | cpu | cuda | cuda:N; auto = CUDA if available")
     return parser
@@ -76,6 +83,12 @@ def build_parser():
 def parse_options(argv=None):
     parser = build_parser()
     opt = parser.parse_args(argv)
+    if (opt.body_mask is None) == (opt.variant == "cpvton+"):
+        parser.error("--body_mask is needed with --variant cpvton+, and only there")
+    for stage in ("gmm", "tom"):
+        if getattr(opt, f"{stage}_checkpoint") is None:
+            run = f"{stage}_train_{RUN_SUFFIX[opt.variant]}"
+            setattr(opt, f"{stage}_checkpoint", os.path.join("checkpoints", run, f"{stage}_final.pth"))
     for flag in ("out", "strip"):
         path = getattr(opt, flag)
         if path is not None and os.path.splitext(path)[1].lower() not in Image.registered_extensions():
@@ -91,22 +104,23 @@ def jpeg_round_trip(tensor, mode):
     return buffer.getvalue(), cp_dataset.read_image(io.BytesIO(buffer.getvalue()), SIZE, mode)
 
 
-def try_on(gmm, tom, files, names, device):
+def try_on(gmm, tom, files, names, device, variant="cpvton"):
     """GMM then TOM on one pair's files (as pair_readers returns them) ->
     (try-on tensor [3, H, W], {'warp-cloth'/'warp-mask': JPEG bytes})."""
-    def batch(files, grid_image=None):  # a batch of one, as test.py's DataLoader gives it
-        item = cp_dataset.compact_item(**files, radius=RADIUS)
+    def batch(files, stage, grid_image=None):  # a batch of one, as test.py's DataLoader gives it
+        head_labels = cp_dataset.VARIANTS[variant].head_labels[stage]
+        item = cp_dataset.compact_item(**files, radius=RADIUS, head_labels=head_labels)
         one = to_device({key: value[None] for key, value in item.items()}, device)
         return cp_dataset.expand(one | names, grid_image)
 
-    inputs = batch(files, cp_dataset.grid_tensor(SIZE[1], SIZE[0]))
-    warps = result_images("GMM", inputs, FORWARD["GMM"](gmm, inputs))
+    inputs = batch(files, "GMM", cp_dataset.grid_tensor(SIZE[1], SIZE[0]))
+    warps = result_images("GMM", inputs, FORWARD["GMM"](gmm, inputs, variant), variant)
     round_trips = {folder: jpeg_round_trip(warps[folder][0][0], mode)
                    for folder, mode in zip(cp_dataset.WARP_FOLDERS, ("RGB", "L"))}
     (_, cloth), (_, mask) = round_trips.values()
     warped = files | {"cloth": cloth, "cloth_mask": mask}  # what the TOM dataset reads from warp-*/
-    inputs = batch(warped)
-    images, _names = result_images("TOM", inputs, FORWARD["TOM"](tom, inputs))[cp_dataset.TRYON_FOLDER]
+    inputs = batch(warped, "TOM")
+    images, _names = result_images("TOM", inputs, FORWARD["TOM"](tom, inputs, variant))[cp_dataset.TRYON_FOLDER]
     return images[0], {folder: jpeg for folder, (jpeg, _) in round_trips.items()}
 
 
@@ -118,9 +132,10 @@ def fail(message):
 def main(argv=None):
     """Returns the exit status: 0, or 2 after printing what is wrong with an input or checkpoint."""
     opt = parse_options(argv)
-    readers = cp_dataset.pair_readers(SIZE)
+    readers = cp_dataset.pair_readers(SIZE, opt.variant)
     try:
-        files = {key: readers[key](getattr(opt, option)) for key, option in INPUTS.items()}
+        files = {key: readers[key](getattr(opt, option)) for key, option in INPUTS.items()
+                 if getattr(opt, option) is not None}
     except cp_dataset.ImageSizeError as e:
         return fail(f"{e}\n{SIZE_HINT}")
     except cp_dataset.DatasetError as e:
@@ -139,13 +154,14 @@ def main(argv=None):
         return fail(e)
     try:
         # test.py's default fast path (channels_last): the same outputs
-        gmm, tom = (pipeline.load_for_inference(stage, path, device) for stage, path in paths.items())
+        gmm, tom = (pipeline.load_for_inference(stage, path, device, variant=opt.variant)
+                    for stage, path in paths.items())
     except networks.CheckpointError as e:
         return fail(e)
 
     names = {"c_name": [os.path.basename(opt.cloth)], "im_name": [os.path.basename(opt.person)]}
     with torch.inference_mode():
-        p_tryon, warps = try_on(gmm, tom, files, names, device)
+        p_tryon, warps = try_on(gmm, tom, files, names, device, opt.variant)
     save_images([p_tryon], [os.path.basename(opt.out)], os.path.dirname(opt.out) or ".")
     print(f"try-on: {opt.out}")
     if opt.strip:

@@ -129,10 +129,15 @@ class ImageWriter:
                 self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+NECK_COLOUR = (170, 170, 50)  # CP-VTON+'s colour for its neck label (20)
+
+
 def colorize_parse(labels):
-    """[H, W] integer LIP label array -> RGB PIL image (labels beyond 19 drawn white)."""
+    """[H, W] integer LIP label array -> RGB PIL image (CP-VTON+'s neck label 20 in NECK_COLOUR,
+    labels beyond it white)."""
     palette = np.full((256, 3), 255, dtype=np.uint8)
     palette[:len(LIP_PALETTE)] = LIP_PALETTE
+    palette[len(LIP_PALETTE)] = NECK_COLOUR
     return Image.fromarray(palette[np.asarray(labels, dtype=np.uint8)], "RGB")
 
 

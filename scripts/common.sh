@@ -26,10 +26,20 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${SEED:=0}"
 : "${DATA_LIST_TEST:=test_pairs.txt}"
 : "${EXTRA_ARGS:=}"
+: "${VARIANT:=cpvton}"
+# CP-VTON+ (VARIANT=cpvton+) keeps its checkpoints and results apart: *_train_plus, result_plus/.
+case "$VARIANT" in
+  cpvton) RUN=new; : "${RESULT_DIR:=result}" ;;
+  cpvton+) RUN=plus; : "${RESULT_DIR:=result_plus}" ;;
+  *) echo "error: VARIANT=$VARIANT: expected cpvton or cpvton+" >&2; exit 2 ;;
+esac
+GMM_FINAL="checkpoints/gmm_train_$RUN/gmm_final.pth"
+TOM_FINAL="checkpoints/tom_train_$RUN/tom_final.pth"
+GMM_RESULT="$RESULT_DIR/gmm_final.pth"  # test.py writes <result_dir>/<checkpoint file name>/<split>/
 export PYTHONUNBUFFERED=1  # log lines reach the log file as they are printed
 
 COMMON_ARGS=(--dataroot "$DATAROOT" --device "$DEVICE" --workers "$WORKERS" --batch_size "$BATCH_SIZE"
-             --display_count "$DISPLAY_COUNT" --seed "$SEED")
+             --display_count "$DISPLAY_COUNT" --seed "$SEED" --variant "$VARIANT")
 
 # The log of this run: logs/<script name>-YYYYmmdd-HHMMSS.log
 mkdir -p logs
@@ -66,5 +76,5 @@ train_py() {  # train_py ARGS...: train.py with the shared settings, in NPROC pr
 
 test_py() {  # test_py ARGS...: test.py with the shared settings
   # shellcheck disable=SC2086
-  logged "$PYTHON" "$REPO/test.py" "${COMMON_ARGS[@]}" "$@" $EXTRA_ARGS
+  logged "$PYTHON" "$REPO/test.py" "${COMMON_ARGS[@]}" --result_dir "$RESULT_DIR" "$@" $EXTRA_ARGS
 }

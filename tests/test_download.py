@@ -369,3 +369,29 @@ def test_help(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert '--pairs_url PAIRS_URL, --pairs-url PAIRS_URL' in out and '--checkpoints_url' in out
+
+
+@pytest.mark.parametrize('extra', [[], ['--checkpoints']])
+def test_cpvton_plus_prints_where_to_get_its_files(tmp_path, capsys, extra):
+    root, checkpoints = tmp_path / 'data', tmp_path / 'ckpt'
+    assert data_download.main(['--variant', 'cpvton+', '--dataroot', str(root),
+                               '--checkpoint_dir', str(checkpoints), *extra]) == 0
+    out = capsys.readouterr().out
+    for text in (data_download.PLUS_DATA_URL, data_download.PLUS_CHECKPOINTS_URL,
+                 data_download.PLUS_REPOSITORY,
+                 f'{root}/train/image-parse-new/', f'{root}/train/image-mask/',
+                 f'{checkpoints}/gmm_train_plus/gmm_final.pth', f'{checkpoints}/tom_train_plus/tom_final.pth',
+                 f'python cp_dataset.py --check --variant cpvton+ --dataroot {root} --datamode train '
+                 '--data_list train_pairs.txt'):
+        assert text in out, text
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_cpvton_plus_sample_has_both_layouts(tmp_path, capsys):
+    root = tmp_path / 'data'
+    assert data_download.main(['--variant', 'cpvton+', '--sample', '--dataroot', str(root),
+                               '--train', '2', '--test', '2']) == 0
+    assert 'OneDrive' not in capsys.readouterr().out
+    for variant in cp_dataset.VARIANTS:
+        assert cp_dataset.check_dataset(dataroot=str(root), datamode='train', data_list='train_pairs.txt',
+                                        variant=variant) == []

@@ -117,18 +117,18 @@ def test_tps_reproduces_affine_maps():
     assert torch.allclose(tps(scale), 1.3 * identity_grid(), atol=1e-5)
 
 
-def test_grid_irregularity_zero_for_affine_grids_positive_for_folds():
+def test_grid_spacing_irregularity_zero_for_affine_grids_positive_for_folds():
     rotation = torch.tensor([[0.9, -0.3], [0.3, 0.9]])
     affine = (identity_grid() @ rotation.T + torch.tensor([0.1, -0.2]))[None]
-    assert networks.grid_irregularity(affine) < 1e-5
+    assert networks.grid_spacing_irregularity(affine) < 1e-5
     folded = identity_grid()[None].clone()
     folded[:, :, 90:100, 0] = folded[:, :, 90:100, 0].flip(-1)  # a band of columns mirrored
     # at each end of the band two inner pixels see a 10-px gap on one side, a 1-px step on the other
     px = 2 / (W - 1)
     expected = (H - 2) * 4 * 9 * px / (H * W)
-    assert networks.grid_irregularity(folded).item() == pytest.approx(expected, rel=1e-3)
+    assert networks.grid_spacing_irregularity(folded).item() == pytest.approx(expected, rel=1e-3)
     folded.requires_grad_(True)
-    networks.grid_irregularity(folded).backward()
+    networks.grid_spacing_irregularity(folded).backward()
     assert torch.isfinite(folded.grad).all() and folded.grad.abs().sum() > 0
 
 

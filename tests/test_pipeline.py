@@ -177,5 +177,5 @@ def test_rerunning_step3_is_safe(run):
     before = {p.name: p.read_bytes() for p in (train_dir / "warp-cloth").iterdir()}
     run_step(run.work, "step3-generate-tom-data.sh")
     assert {p.name: p.read_bytes() for p in (train_dir / "warp-cloth").iterdir()} == before
-    assert names_in(train_dir) == ["cloth", "cloth-mask", "image", "image-parse", "pose", "warp-cloth",
-                                   "warp-mask"]  # no temporary folders left behind
+    assert names_in(train_dir) == ["cloth", "cloth-mask", "image", "image-mask", "image-parse", "image-parse-new",
+                                   "pose", "warp-cloth", "warp-mask"]  # no temporary folders left behind

@@ -285,3 +285,74 @@ def test_all_problems_are_collected(sample_root, tmp_path, capsys):
     assert prepare_data.main(prepare_argv(mine, tmp_path / 'out')) == 1
     assert '2 problems found' in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
+
+
+def _neck_gap_person(folder):
+    """One 192x256 person on a light grey backdrop whose parse leaves the neck, the legs and a
+    hand at the side unlabelled (0), as LIP parsers do; returns (neck, legs, hand) boxes."""
+    for sub in ('persons', 'cloths', 'parse', 'pose'):
+        (folder / sub).mkdir(parents=True)
+    image = np.full((256, 192, 3), 226, np.uint8)
+    labels = np.zeros((256, 192), np.uint8)
+    skin, shirt = (224, 178, 146), (40, 60, 160)
+    yy, xx = np.mgrid[:256, :192]
+    head = ((xx - 96) / 18) ** 2 + ((yy - 50) / 22) ** 2 <= 1
+    image[head], labels[head] = skin, 13
+    neck, legs, hand = np.s_[68:88, 86:106], np.s_[170:250, 70:122], np.s_[100:108, 133:140]
+    for box in (neck, legs, hand):
+        image[box] = skin
+    image[84:170, 60:133], labels[84:170, 60:133] = shirt, 5
+    Image.fromarray(image).save(folder / 'persons' / 'me.png')
+    Image.fromarray(labels).save(folder / 'parse' / 'me.png')  # mode L label ids
+    points = np.zeros((18, 3))
+    points[[0, 1, 2, 5, 8, 11]] = [(96, 55, 0.9), (96, 80, 0.9), (66, 90, 0.9), (126, 90, 0.9),
+                                   (80, 165, 0.9), (112, 165, 0.9)]
+    (folder / 'pose' / 'me_keypoints.json').write_text(
+        json.dumps({'people': [{'pose_keypoints': points.ravel().tolist()}]}))
+    cloth = np.full((256, 192, 3), 255, np.uint8)
+    cloth[40:220, 40:152] = shirt
+    Image.fromarray(cloth).save(folder / 'cloths' / 'shirt.png')
+    return neck, legs, hand
+
+
+def test_cpvton_plus_adds_the_neck_label_and_the_body_mask(tmp_path, capsys):
+    neck, legs, hand = _neck_gap_person(tmp_path / 'mine')
+    out = tmp_path / 'out'
+    assert prepare_data.main(prepare_argv(tmp_path / 'mine', out, '--variant', 'cpvton+')) == 0
+    printed = capsys.readouterr().out
+    assert 'Dataset check passed' in printed and printed.count('--variant cpvton+') == 3
+    split = out / 'test'
+    labels = np.array(Image.open(split / 'image-parse' / '000000_0.png'))
+    with Image.open(split / 'image-parse-new' / '000000_0.png') as new, \
+            Image.open(split / 'image-mask' / '000000_0.png') as mask:
+        assert (new.mode, new.size, mask.mode, mask.size) == ('L', (192, 256), 'L', (192, 256))
+        new, mask = np.array(new), np.array(mask)
+    assert (new[74:84, 88:104] == cp_dataset.NECK_LABEL).all()  # the neck below the chin, edges aside
+    assert (new == cp_dataset.NECK_LABEL).sum() <= 20 * 22
+    assert (new[legs] == 0).all() and (new[hand] == 0).all()  # the lower half; a smaller region
+    unchanged = new != cp_dataset.NECK_LABEL
+    assert (new[unchanged] == labels[unchanged]).all() and (labels[~unchanged] == 0).all()
+    assert set(np.unique(mask)) == {0, 255}
+    body = mask > 0
+    assert body[labels > 0].all() and body[neck].all() and body[legs].all() and body[hand].all()
+    assert not body[:20].any() and not body[:, :40].any()  # the backdrop
+    assert cp_dataset.check_dataset(dataroot=str(out), datamode='test', data_list='test_pairs.txt',
+                                    variant='cpvton+') == []
+
+
+def test_cpvton_plus_body_mask_of_the_sample_persons(sample_root, tmp_path):
+    mine, out = tmp_path / 'mine', tmp_path / 'out'
+    pairs = make_user_photos(sample_root, mine)
+    assert prepare_data.main(prepare_argv(mine, out, '--pairs', str(mine / 'pairs.txt'), '--variant', 'cpvton+')) == 0
+    for i, (person, _) in enumerate(pairs):
+        expected = np.array(Image.open(sample_root / 'test' / 'image-mask' / f'{person[:-4]}.png')) > 0
+        body = np.array(Image.open(out / 'test' / 'image-mask' / f'{i:06d}_0.png')) > 0
+        assert body[expected].all() and (body & expected).sum() / (body | expected).sum() > 0.93
+
+
+def test_default_variant_writes_no_cpvton_plus_folders(tmp_path, capsys):
+    _neck_gap_person(tmp_path / 'mine')
+    out = tmp_path / 'out'
+    assert prepare_data.main(prepare_argv(tmp_path / 'mine', out)) == 0
+    assert '--variant' not in capsys.readouterr().out
+    assert sorted(os.listdir(out / 'test')) == sorted(cp_dataset.INPUT_FOLDERS)

@@ -67,8 +67,48 @@ def test_file_formats(sample_root):
     assert set(person) == {'face_keypoints', 'pose_keypoints', 'hand_right_keypoints', 'hand_left_keypoints'}
     assert len(person['pose_keypoints']) == 54
     marker = sample_data.read_marker(sample_root)
-    assert marker['complete'] and len(marker['files']) == 3 + 5 * 6
+    assert marker['complete'] and len(marker['files']) == 3 + 7 * 6
     assert all((sample_root / name).is_file() for name in marker['files'])
+
+
+def test_cpvton_plus_parse_and_body_mask(sample_root):
+    """image-parse-new is the LIP parse with the visible neck as label 20; image-mask is the body."""
+    for split, stem, image, parse, *_ in _persons(sample_root):
+        folder = sample_root / split
+        with Image.open(folder / 'image-parse-new' / f'{stem}_0.png') as new, \
+                Image.open(folder / 'image-mask' / f'{stem}_0.png') as mask:
+            assert (new.format, new.mode, new.size) == ('PNG', 'L', (192, 256))
+            assert (mask.format, mask.mode, mask.size) == ('PNG', 'L', (192, 256))
+            new, mask = np.array(new), np.array(mask)
+        neck = new == cp_dataset.NECK_LABEL
+        assert (new[~neck] == parse[~neck]).all(), stem
+        assert 100 < neck.sum() < 1500, stem
+        assert (parse[neck] == 13).all(), stem  # LIP labels the neck as face
+        face_centre = np.nonzero(new == 13)[0].mean()
+        assert np.nonzero(neck)[0].min() > face_centre, stem
+        assert (mask == (parse > 0) * 255).all(), stem
+        read = cp_dataset.read_parse(folder / 'image-parse-new' / f'{stem}_0.png', (192, 256), max_label=20)
+        assert (read == new).all()
+    problems = cp_dataset.check_dataset(dataroot=str(sample_root), datamode='test',
+                                        data_list='test_pairs.txt', variant='cpvton+')
+    assert problems == []
+
+
+# sha256 of the first train person's files for seed 0: a change to the generator that alters
+# any byte of them (a draw, a drawing step, an encoder option) fails here.
+FROZEN = {
+    'train/image/000000_0.jpg': '722031bc144e030d25c4a97ca4ad6c8f7b444392c02e36ce0d452b1283d21c27',
+    'train/image-parse/000000_0.png': 'e389eab5bccf25b6f169fee87b99d11fd8fe88fdf74ffa2d4ceb4d2bbc98c3a0',
+    'train/cloth/000000_1.jpg': 'b554fcc8c6765110d914fe78345991efa21827602c978304a64ef8fcdcb8e000',
+    'train/cloth-mask/000000_1.jpg': '888a42a76b9c71fe1bb310936b1189b43a804ea3b0fa3216773937300df3fcce',
+    'train/pose/000000_0_keypoints.json': '453f43dd181231a3c7ae7913da9b3f801e4f39a37bb8d5b34035ab09cb67b195',
+    'train/image-parse-new/000000_0.png': '49e08e0d69d4d3127e17a2a96710d8db163e743f1d2925af77ce690ff691f456',
+    'train/image-mask/000000_0.png': 'cf605fb3fd4140057946b7755f47937ef451df326bbfb278a77d631e05dd167f',
+}
+
+
+def test_files_keep_their_bytes(sample_root):
+    assert {name: hashlib.sha256((sample_root / name).read_bytes()).hexdigest() for name in FROZEN} == FROZEN
 
 
 def test_keypoints_lie_on_the_person(sample_root):

@@ -47,11 +47,11 @@ def fail_on_call(monkeypatch, stage, n, error):
     calls = {"n": 0}
     real_step = pipeline.LOSSES[stage]
 
-    def step(*args):
+    def step(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == n:
             raise error
-        return real_step(*args)
+        return real_step(*args, **kwargs)
 
     monkeypatch.setitem(pipeline.LOSSES, stage, step)
 
