@@ -179,3 +179,17 @@ def test_rerunning_step3_is_safe(run):
     assert {p.name: p.read_bytes() for p in (train_dir / "warp-cloth").iterdir()} == before
     assert names_in(train_dir) == ["cloth", "cloth-mask", "image", "image-mask", "image-parse", "image-parse-new",
                                    "pose", "warp-cloth", "warp-mask"]  # no temporary folders left behind
+
+
+def test_the_five_steps_with_variant_cpvtonplus(sample_root, tmp_path):
+    """VARIANT=cpvton+: CP-VTON+'s checkpoints and results apart from CP-VTON's, warps by person."""
+    shutil.copytree(sample_root, tmp_path / "data")
+    for script in ("step1-train-gmm.sh", "step2-test-gmm.sh", "step3-generate-tom-data.sh",
+                   "step4-train-tom.sh", "step5-test-tom.sh"):
+        run_step(tmp_path, script, VARIANT="cpvton+")
+    assert names_in(tmp_path / "checkpoints") == ["gmm_train_plus", "tom_train_plus"]
+    persons = [person for person, _ in read_pairs(tmp_path / "data" / "test_pairs.txt")]
+    assert names_in(tmp_path / "data" / "test" / "warp-cloth") == sorted(persons)
+    assert names_in(tmp_path / "result_plus" / "tom_final.pth" / "test" / "try-on") == sorted(persons)
+    assert not (tmp_path / "result").exists()
+    run_step(tmp_path, "step1-train-gmm.sh", expect=2, VARIANT="cpvton++")

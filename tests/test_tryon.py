@@ -136,3 +136,30 @@ def test_help_covers_every_flag(capsys):
     assert info.value.code == 0
     text = capsys.readouterr().out
     assert all(flag in text for action in actions for flag in action.option_strings)
+
+
+def test_cpvtonplus_tryon_equals_test_py(tmp_path):
+    """--variant cpvton+: the parse from image-parse-new, the body mask, warps named by person."""
+    data, result = tmp_path / 'data', tmp_path / 'result'
+    sample_data.generate(data, n_train=2, n_test=2, seed=0)
+    torch.manual_seed(0)
+    checkpoints = {stage: tmp_path / f'{stage.lower()}_final.pth' for stage in ('GMM', 'TOM')}
+    for stage, path in checkpoints.items():
+        networks.save_checkpoint(networks.build_model(stage, variant='cpvton+'), path)
+    common = ['--dataroot', str(data), '--datamode', 'test', '--data_list', 'test_pairs.txt', '--batch_size', '1',
+              '--workers', '0', '--device', 'cpu', '--variant', 'cpvton+', '--result_dir', str(result),
+              '--tensorboard_dir', str(tmp_path / 'tensorboard')]
+    assert test_py.main(['--stage', 'GMM', '--checkpoint', str(checkpoints['GMM'])] + common) == 0
+    for folder in ('warp-cloth', 'warp-mask'):  # step 3
+        shutil.copytree(result / 'gmm_final.pth' / 'test' / folder, data / 'test' / folder)
+    assert test_py.main(['--stage', 'TOM', '--checkpoint', str(checkpoints['TOM'])] + common) == 0
+    person, cloth = (data / 'test_pairs.txt').read_text().split()[:2]
+    inputs = pair_args(data, person, cloth)
+    inputs[3] = str(data / 'test' / 'image-parse-new' / person.replace('.jpg', '.png'))
+    inputs += ['--body_mask', str(data / 'test' / 'image-mask' / person.replace('.jpg', '.png')),
+               '--variant', 'cpvton+', '--device', 'cpu', '--out', str(tmp_path / 'out.jpg'),
+               '--gmm_checkpoint', str(checkpoints['GMM']), '--tom_checkpoint', str(checkpoints['TOM'])]
+    assert tryon.main(inputs) == 0
+    assert (tmp_path / 'out.jpg').read_bytes() == (result / 'tom_final.pth' / 'test' / 'try-on' / person).read_bytes()
+    with pytest.raises(SystemExit):  # the body mask is required in this mode
+        tryon.main([arg for arg in inputs if 'image-mask' not in arg and arg != '--body_mask'])
