@@ -49,9 +49,12 @@ from pipeline import pick_device
 PSNR_CAP = 100.0  # dB used for identical images (true PSNR inf) when averaging
 MASK_THRESHOLD = 128
 MAX_LISTED = 5  # missing result files named in an error before "... and N more"
-# CP-VTON on VITON (the CP-VTON+ paper's Table 1), printed beside the figures for reference only:
-# figures on another dataset (the sample set, say) do not compare with them.
-PUBLISHED = {('GMM', 'iou'): 0.7898, ('TOM', 'ssim'): 0.7798, ('TOM', 'lpips'): 0.1397, ('TOM', 'is'): 2.78}
+# CP-VTON's and CP-VTON+'s figures on VITON (the CP-VTON+ paper's Table 1), printed beside the
+# figures for reference only: figures on another dataset (the sample set, say) do not compare with them.
+PUBLISHED = {
+    'cpvton': {('GMM', 'iou'): 0.7898, ('TOM', 'ssim'): 0.7798, ('TOM', 'lpips'): 0.1397, ('TOM', 'is'): 2.78},
+    'cpvton+': {('GMM', 'iou'): 0.8425, ('TOM', 'ssim'): 0.8163, ('TOM', 'lpips'): 0.1144, ('TOM', 'is'): 3.1048},
+}
 LABELS = {'iou': 'IoU', 'ssim': 'SSIM', 'psnr': 'PSNR dB', 'l1': 'L1', 'lpips': 'LPIPS', 'is': 'IS'}
 # File names torchvision gives these weights in the torch hub cache (<hub>/checkpoints/).
 ALEXNET_FILE = osp.basename(AlexNet_Weights.IMAGENET1K_V1.url)
@@ -278,7 +281,7 @@ def write_metrics(folder, result):
 
 def format_table(result):
     """A plain-text table of one stage's figures: these results, the identity-warp baseline, and the
-    published CP-VTON figures on VITON (for reference: comparable only on VITON's test set)."""
+    published figures of the variant on VITON (for reference: comparable only on VITON's test set)."""
     def cell(stats):
         return f"{stats['mean']:.4f} ± {stats['std']:.4f}" if stats else ''
 
@@ -287,7 +290,7 @@ def format_table(result):
     lines = [f"{stage}  {result['result']}  ({result['count']} pairs, {kind} list {result['settings']['data_list']})",
              f"  {'metric':<8}{'this result':>20}{'identity warp' if baseline else '':>20}{'published (VITON)':>19}"]
     for key, stats in result['metrics'].items():
-        published = PUBLISHED.get((stage, key))
+        published = PUBLISHED[result['settings']['variant']].get((stage, key))
         lines.append(f"  {LABELS[key]:<8}{cell(stats):>20}{cell(baseline.get(key)):>20}"
                      f"{'-' if published is None else f'{published:.4f}':>19}")
     lines += [f'  {reason}' for reason in result['skipped'].values()]
