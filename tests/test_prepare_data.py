@@ -356,3 +356,13 @@ def test_default_variant_writes_no_cpvton_plus_folders(tmp_path, capsys):
     assert prepare_data.main(prepare_argv(tmp_path / 'mine', out)) == 0
     assert '--variant' not in capsys.readouterr().out
     assert sorted(os.listdir(out / 'test')) == sorted(cp_dataset.INPUT_FOLDERS)
+
+
+def test_a_pairs_file_that_is_not_text_is_reported(sample_root, tmp_path, capsys):
+    make_user_photos(sample_root, tmp_path / 'mine')
+    (tmp_path / 'bad.txt').write_bytes(b'person_0.jpg cloth_0.png\n\xff\xfe garbage\n')
+    out = tmp_path / 'out'
+    assert prepare_data.main(prepare_argv(tmp_path / 'mine', out, '--pairs', str(tmp_path / 'bad.txt'))) == 1
+    err = capsys.readouterr().err
+    assert f'{tmp_path / "bad.txt"}: not UTF-8 text' in err and 'nothing was written' in err
+    assert not out.exists()
