@@ -12,13 +12,17 @@ unpaired test_pairs.txt; on an unpaired list only reference-free figures are rep
   the parse (CLOTH_LABELS; two empty masks count as 1); SSIM between the warped cloth and
   parse_cloth (the person inside the garment region, white elsewhere). The same two figures for
   the identity warp (the unwarped cloth and mask) are the baseline a useful GMM beats.
-- TOM: SSIM, PSNR, L1 and LPIPS between try-on/<im_name> and the person image; IS when unpaired.
+- TOM: SSIM, PSNR, L1 and LPIPS between try-on/<im_name> and the person image; when unpaired IS,
+  and FID and KID (as Dress Code reports them) of the try-ons against the persons' own images.
 - Settings (also written to metrics.json): uint8 images; SSIM is skimage's structural_similarity
   as MATLAB's ssim (Gaussian 11x11 window, sigma 1.5, K1 0.01, K2 0.03, population covariance,
   data range 255, mean over RGB; skimage leaves out the 5-pixel border); PSNR with data range
   255, identical images counted as 100 dB; L1 in [0, 1]; LPIPS is lpips' AlexNet v0.1 on [-1, 1];
-  IS follows inception-score-pytorch (torchvision Inception-v3, 299x299, --is_splits splits).
-  LPIPS and IS need ImageNet weights already on disk (nothing is downloaded): without them they
+  IS follows inception-score-pytorch (torchvision Inception-v3, 299x299, --is_splits splits);
+  FID/KID are torchmetrics' on torch-fidelity's FID Inception-v3 (2048-d pool3 features of the image
+  resized to 299x299 by TF1-compatible bilinear interpolation; KID over 100 subsets of min(1000, n)
+  images, printed unscaled; docs/fid_kid.md).
+  LPIPS, IS and FID/KID need weights already on disk (nothing is downloaded): without them they
   are reported as skipped.
 
 Output: a table per result folder and <result folder>/metrics.json, {stage: {data_list: result}}
@@ -37,6 +41,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
+from torchmetrics.image.kid import KernelInceptionDistance
 from torchvision.models import AlexNet_Weights, Inception_V3_Weights, inception_v3
 from tqdm import tqdm
 
@@ -55,10 +62,13 @@ PUBLISHED = {
     'cpvton': {('GMM', 'iou'): 0.7898, ('TOM', 'ssim'): 0.7798, ('TOM', 'lpips'): 0.1397, ('TOM', 'is'): 2.78},
     'cpvton+': {('GMM', 'iou'): 0.8425, ('TOM', 'ssim'): 0.8163, ('TOM', 'lpips'): 0.1144, ('TOM', 'is'): 3.1048},
 }
-LABELS = {'iou': 'IoU', 'ssim': 'SSIM', 'psnr': 'PSNR dB', 'l1': 'L1', 'lpips': 'LPIPS', 'is': 'IS'}
-# File names torchvision gives these weights in the torch hub cache (<hub>/checkpoints/).
+LABELS = {'iou': 'IoU', 'ssim': 'SSIM', 'psnr': 'PSNR dB', 'l1': 'L1', 'lpips': 'LPIPS', 'is': 'IS',
+          'fid': 'FID', 'kid': 'KID'}
+# File names torchvision and torch-fidelity give these weights in the torch hub cache (<hub>/checkpoints/).
 ALEXNET_FILE = osp.basename(AlexNet_Weights.IMAGENET1K_V1.url)
 INCEPTION_FILE = osp.basename(Inception_V3_Weights.IMAGENET1K_V1.url)
+FID_INCEPTION_FILE = osp.basename(URL_INCEPTION_V3)  # weights-inception-2015-12-05-6726825d.pth
+KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000  # torch-fidelity's and torchmetrics' defaults (size capped at n)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,6 +110,31 @@ def inception_score(probs, splits=10):
         kl = (part * (np.log(part + 1e-12) - np.log(p_y + 1e-12))).sum(axis=1)
         scores.append(math.exp(kl.mean()))
     return float(np.mean(scores)), float(np.std(scores))
+
+
+def fid_kid(real_images, fake_images, feature_extractor, device='cpu'):
+    """FID and KID (torchmetrics) between two sets of uint8 HWC RGB images (arrays or PIL), on the features
+    feature_extractor(uint8 [1, 3, H, W]) -> [1, d] (computed once per image, in float64 after).
+    KID: polynomial kernel (x.y / d + 1)^3, mean and std over KID_SUBSETS subsets of
+    min(KID_SUBSET_SIZE, n) images per set (n: the smaller set; drawn with a fixed seed), unscaled
+    (papers often print it x100 or x1000). -> {'fid': {'value'}, 'kid': {'mean', 'std'}}"""
+    with torch.no_grad():
+        real, fake = (torch.cat([feature_extractor(to_uint8(image, device)).double().cpu() for image in images])
+                      for images in (real_images, fake_images))
+    given = torch.nn.Identity()  # the features, handed to torchmetrics as its "feature extractor"
+    given.num_features = real.shape[1]
+    fid = FrechetInceptionDistance(feature=given)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # KID's note that it keeps every feature in memory
+        kid = KernelInceptionDistance(feature=given, subsets=KID_SUBSETS,
+                                      subset_size=min(KID_SUBSET_SIZE, len(real), len(fake)))
+    for metric in (fid, kid):
+        metric.update(real, real=True)
+        metric.update(fake, real=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # KID's random subsets
+        kid_mean, kid_std = kid.compute()
+    return {'fid': {'value': fid.compute().item()}, 'kid': {'mean': kid_mean.item(), 'std': kid_std.item()}}
 
 
 def summary(values):
@@ -150,9 +185,29 @@ def load_inception(path, device):
     return model.to(device).eval(), None
 
 
+def load_fid_inception(path, device):
+    """torch-fidelity's FID Inception-v3 from `path` (torchmetrics' wrapper): uint8 [N, 3, H, W] resized to 299x299
+    (TF1-compatible bilinear, no antialiasing) -> 2048-d pool3 features; -> (model, None) or (None, reason)."""
+    if not osp.isfile(path):
+        return None, (f'FID/KID skipped: Inception weights not found at {path}; put torch-fidelity\'s '
+                      f'{FID_INCEPTION_FILE} there or pass --fid_inception_weights PATH')
+    safe_load(path)  # plain tensors only: torch-fidelity reads the file with weights_only=False
+    try:
+        model = NoTrainInceptionV3('inception-v3-compat', ['2048'], feature_extractor_weights_path=path,
+                                   antialias=False)
+    except (RuntimeError, AttributeError, TypeError) as err:  # another network's weights
+        raise ValueError(f'{path}: not torch-fidelity FID Inception-v3 weights ({str(err).splitlines()[0]})') from None
+    return model.to(device), None
+
+
+def to_uint8(image, device):
+    """uint8 HWC RGB (an array or a PIL image) -> uint8 [1, 3, H, W]."""
+    return torch.from_numpy(np.array(image, np.uint8)).permute(2, 0, 1)[None].to(device)
+
+
 def to_input(image, device):
     """uint8 HWC RGB -> float [1, 3, H, W] in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().to(device) / 127.5 - 1
+    return to_uint8(image, device).float() / 127.5 - 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,11 +265,15 @@ def evaluate_gmm(dataset, folder, paired=True):
 
 
 def evaluate_tom(dataset, folder, paired=True, alexnet_weights=None, inception_weights=None,
-                 is_splits=10, device='cpu'):
-    """TOM figures for the try-ons in folder/try-on: reconstruction metrics, or IS when unpaired."""
+                 is_splits=10, device='cpu', fid_inception_weights=None):
+    """TOM figures for the try-ons in folder/try-on: reconstruction metrics, or IS, FID and KID when unpaired."""
     check_results(folder, (TRYON_FOLDER,), dataset.im_names, 'TOM')
     out = {'stage': 'TOM', 'count': len(dataset), 'paired': paired, 'metrics': {}, 'skipped': {}}
     device = torch.device(device)
+    first = {}  # each person once, in the list's order: her first pair
+    for index, im_name in enumerate(dataset.im_names):
+        first.setdefault(im_name, index)
+    fid_net = None
     if paired:
         net, reason = load_lpips(alexnet_weights or hub_file(ALEXNET_FILE), device)
         name = 'lpips'
@@ -224,13 +283,14 @@ def evaluate_tom(dataset, folder, paired=True, alexnet_weights=None, inception_w
         out['skipped']['ssim/psnr/l1/lpips'] = 'reference metrics skipped: the list is unpaired (no ground truth)'
     if reason:
         out['skipped'][name] = reason
+    if not paired:
+        fid_net, reason = load_fid_inception(fid_inception_weights or hub_file(FID_INCEPTION_FILE), device)
+        if reason or len(first) < 2:
+            fid_net, out['skipped']['fid/kid'] = None, reason or 'FID/KID skipped: they need at least 2 persons'
     size = (dataset.fine_width, dataset.fine_height)
     values = {k: [] for k in ('ssim', 'psnr', 'l1', 'lpips', 'probs')}
-    first = {}  # each person once, in the list's order: her first pair
-    for index, im_name in enumerate(dataset.im_names if paired or net is not None else []):
-        first.setdefault(im_name, index)
     with torch.no_grad():
-        for im_name, index in tqdm(first.items(), desc='TOM', leave=False):
+        for im_name, index in tqdm(first.items() if paired or net is not None else [], desc='TOM', leave=False):
             tryon = np.array(read_image(osp.join(folder, TRYON_FOLDER, im_name), size, 'RGB'))
             if not paired:
                 if net is not None:
@@ -249,6 +309,10 @@ def evaluate_tom(dataset, folder, paired=True, alexnet_weights=None, inception_w
     if values['probs']:
         mean, std = inception_score(values['probs'], is_splits)
         out['metrics']['is'] = {'mean': mean, 'std': std}
+    if fid_net is not None:
+        real = (read_image(dataset.paths(i)['image'], size, 'RGB') for i in tqdm(first.values(), 'real', leave=False))
+        fake = (read_image(osp.join(folder, TRYON_FOLDER, im), size, 'RGB') for im in tqdm(first, 'fake', leave=False))
+        out['metrics'].update(fid_kid(real, fake, fid_net, device))
     return out
 
 
@@ -283,6 +347,8 @@ def format_table(result):
     """A plain-text table of one stage's figures: these results, the identity-warp baseline, and the
     published figures of the variant on VITON (for reference: comparable only on VITON's test set)."""
     def cell(stats):
+        if stats and 'value' in stats:  # FID: one figure for the whole set
+            return f"{stats['value']:.4f}"
         return f"{stats['mean']:.4f} ± {stats['std']:.4f}" if stats else ''
 
     stage, baseline = result['stage'], result.get('baseline', {})
@@ -334,7 +400,7 @@ def get_options(argv=None):
                         '(default: %(default)s)')
     parser.add_argument('--data_list', default='test_pairs_same.txt',
                         help='pairs list relative to --dataroot; paired (same id) -> reference metrics, '
-                        'unpaired -> count and IS only (default: %(default)s)')
+                        'unpaired -> count, IS, FID and KID (default: %(default)s)')
     parser.add_argument('--result_dir', default='result',
                         help='test.py --result_dir; searched as <result_dir>/<checkpoint>/<datamode>/ (default: %(default)s)')
     parser.add_argument('--gmm_result', default=None,
@@ -348,6 +414,9 @@ def get_options(argv=None):
     parser.add_argument('--inception_weights', default=None,
                         help=f'torchvision Inception-v3 weights for IS (default: <hub>/checkpoints/'
                         f'{INCEPTION_FILE}); never downloaded')
+    parser.add_argument('--fid_inception_weights', default=None,
+                        help=f'torch-fidelity FID Inception-v3 weights for FID/KID (default: <hub>/checkpoints/'
+                        f'{FID_INCEPTION_FILE}); never downloaded')
     parser.add_argument('--is_splits', type=int, default=10, help='number of splits for the IS mean/std (default: %(default)s)')
     parser.add_argument('--device', default='auto', help='auto (cuda if available), cpu, cuda or cuda:N (default: %(default)s)')
     return parser.parse_args(argv)
@@ -366,14 +435,16 @@ def main(argv=None):
                     'K1 0.01, K2 0.03, use_sample_covariance False, data_range 255',
                     psnr=f'skimage peak_signal_noise_ratio, data_range 255, identical images -> {PSNR_CAP} dB',
                     l1='mean absolute difference in [0, 1]', mask_threshold=MASK_THRESHOLD,
-                    cloth_labels=list(CLOTH_LABELS), is_splits=args.is_splits, device=str(device))
+                    cloth_labels=list(CLOTH_LABELS), is_splits=args.is_splits, device=str(device),
+                    fid_kid='torchmetrics, torch-fidelity Inception-v3 2048-d pool3, TF1 bilinear resize to 299x299; '
+                    f'KID cubic kernel, {KID_SUBSETS} subsets of min({KID_SUBSET_SIZE}, n) images, unscaled')
     results = {}
     for stage, folder in jobs:
         if stage == 'GMM':
             result = evaluate_gmm(dataset, folder, paired)
         else:
             result = evaluate_tom(dataset, folder, paired, args.alexnet_weights, args.inception_weights,
-                                  args.is_splits, device)
+                                  args.is_splits, device, args.fid_inception_weights)
         result.update(result=folder, settings=settings)
         path = write_metrics(folder, result)
         print(format_table(result))

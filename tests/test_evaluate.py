@@ -6,10 +6,22 @@ import shutil
 
 import numpy as np
 import pytest
+import scipy.linalg
 import torch
+import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
 import torchvision
 
 import evaluate
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch):
+    """Any attempt to fetch weights fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f'download attempted: {args}')
+    monkeypatch.setattr(torch.hub, 'load_state_dict_from_url', refuse)
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', refuse)
+    monkeypatch.setattr(fidelity_inception, 'load_state_dict_from_url', refuse)
 
 
 def read_pairs(root, name):
@@ -152,3 +164,143 @@ def test_missing_results_are_named(sample_root, identity_results, tmp_path):
     assert str(missing) in str(err.value)
     with pytest.raises(FileNotFoundError, match='result folder not found'):
         run(sample_root, tmp_path, '--tom_result', str(tmp_path / 'no_such_folder'))
+
+
+# ---------------------------------------------------------------------------------------------
+# FID and KID
+
+class MeanColour(torch.nn.Module):
+    """Stand-in feature extractor: an image's mean RGB (3-d features)."""
+    def forward(self, x):
+        return x.float().mean(dim=(2, 3))
+
+
+class RandomProjection(torch.nn.Module):
+    """Stand-in feature extractor: a fixed random linear map of the 4x4-average-pooled image."""
+    def __init__(self, in_features, out_features=5):
+        super().__init__()
+        self.weight = torch.randn(in_features, out_features, generator=torch.Generator().manual_seed(0))
+
+    def forward(self, x):
+        return torch.nn.functional.avg_pool2d(x.float() / 255, 4).flatten(1) @ self.weight
+
+
+class Lookup(torch.nn.Module):
+    """Stand-in feature extractor returning given features: image i is 1x1 with pixel (i // 256, i % 256, 0)."""
+    def __init__(self, table):
+        super().__init__()
+        self.table = torch.as_tensor(table)
+
+    def forward(self, x):
+        return self.table[x[:, 0, 0, 0].long() * 256 + x[:, 1, 0, 0].long()]
+
+
+def index_images(start, count):
+    return [np.array([[[i // 256, i % 256, 0]]], np.uint8) for i in range(start, start + count)]
+
+
+def frechet(a, b):
+    """Exact Frechet distance of the Gaussians fitted to two samples (sample covariance, ddof 1)."""
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = scipy.linalg.sqrtm(ca @ cb).real
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(ca + cb - 2 * root))
+
+
+def kid_whole_sets(a, b):
+    """Unbiased MMD^2 with the cubic polynomial kernel (x.y / d + 1)^3, on all of two equal-size sets."""
+    kernel = lambda x, y: (x @ y.T / x.shape[1] + 1) ** 3  # noqa: E731
+    m = len(a)
+    kaa, kbb, kab = kernel(a, a), kernel(b, b), kernel(a, b)
+    return float((kaa.sum() - np.trace(kaa) + kbb.sum() - np.trace(kbb)) / (m * (m - 1)) - 2 * kab.mean())
+
+
+def test_fid_kid_identical_sets():
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (16, 12, 3), dtype=np.uint8) for _ in range(30)]
+    extractor = RandomProjection(3 * 4 * 3)
+    out = evaluate.fid_kid(images, images, extractor)
+    assert out['fid']['value'] == pytest.approx(0.0, abs=1e-6)
+    # 30 < KID_SUBSET_SIZE: every subset is the whole set, so KID is the whole-set estimate, std 0
+    features = np.concatenate([extractor(evaluate.to_uint8(im, 'cpu')).numpy() for im in images]).astype(np.float64)
+    assert out['kid']['mean'] == pytest.approx(kid_whole_sets(features, features), rel=1e-9, abs=1e-12)
+    assert out['kid']['std'] == pytest.approx(0.0, abs=1e-12)
+    assert abs(out['kid']['mean']) < 0.1 * abs(kid_whole_sets(features, features[::-1] * 2))
+
+
+def test_fid_kid_two_gaussians():
+    """Features from N(m1, I) and N(m2, I): FID is the exact Frechet distance of the two samples, close
+    to |m1 - m2|^2 (the distance of the Gaussians, equal covariances); KID is the whole-set estimate."""
+    rng = np.random.default_rng(1)
+    n, m1, m2 = 10000, np.zeros(4), np.array([1.0, -1.0, 0.5, 0.0])
+    features = np.concatenate([rng.normal(m1, 1, (n, 4)), rng.normal(m2, 1, (n, 4))])
+    out = evaluate.fid_kid(index_images(0, n), index_images(n, n), Lookup(features))
+    real, fake = features[:n], features[n:]
+    assert out['fid']['value'] == pytest.approx(frechet(real, fake), rel=1e-6)
+    assert out['fid']['value'] == pytest.approx(((m1 - m2) ** 2).sum(), abs=0.15)
+    # KID over 100 subsets of 1000: an unbiased estimate of the MMD^2 that 2000 of each estimate too
+    assert out['kid']['mean'] == pytest.approx(kid_whole_sets(real[:2000], fake[:2000]), rel=0.05)
+
+
+def test_kid_subsets_when_more_than_subset_size(monkeypatch):
+    monkeypatch.setattr(evaluate, 'KID_SUBSETS', 5)
+    monkeypatch.setattr(evaluate, 'KID_SUBSET_SIZE', 20)
+    features = np.random.default_rng(2).normal(0, 1, (100, 3))
+    first = evaluate.fid_kid(index_images(0, 50), index_images(50, 50), Lookup(features))
+    again = evaluate.fid_kid(index_images(0, 50), index_images(50, 50), Lookup(features))
+    assert first == again  # the subsets are drawn with a fixed seed
+    assert first['kid']['std'] > 0
+
+
+def test_fid_kid_skipped_without_weights(sample_root, tmp_path, empty_hub):
+    pairs = read_pairs(sample_root, 'test_pairs.txt')
+    tom = tmp_path / 'tom'
+    copy_files(osp.join(sample_root, 'test', 'image'), tom / 'try-on', [im for im, _ in pairs])
+    t = run(sample_root, tmp_path, '--data_list', 'test_pairs.txt', '--tom_result', str(tom))[str(tom)]['TOM']
+    expected = osp.join(str(empty_hub), 'checkpoints', evaluate.FID_INCEPTION_FILE)
+    assert t['skipped']['fid/kid'].startswith(f'FID/KID skipped: Inception weights not found at {expected}; ')
+    assert 'fid' not in t['metrics'] and 'kid' not in t['metrics']
+    assert list((empty_hub).rglob('*')) == []  # nothing downloaded into the hub cache
+
+
+def test_unpaired_fid_kid_rows(sample_root, tmp_path, empty_hub, monkeypatch, capsys):
+    """Try-ons that are the persons' own images: FID 0; the table prints FID and KID with '-' published."""
+    pairs = read_pairs(sample_root, 'test_pairs.txt')
+    tom = tmp_path / 'tom'
+    copy_files(osp.join(sample_root, 'test', 'image'), tom / 'try-on', [im for im, _ in pairs])
+    seen = []
+    monkeypatch.setattr(evaluate, 'load_fid_inception', lambda path, device: seen.append(path) or (MeanColour(), None))
+    weights = str(tmp_path / 'fid.pth')
+    t = run(sample_root, tmp_path, '--data_list', 'test_pairs.txt', '--tom_result', str(tom),
+            '--fid_inception_weights', weights)[str(tom)]['TOM']
+    assert seen == [weights]
+    assert t['metrics']['fid']['value'] == pytest.approx(0.0, abs=1e-3)
+    assert math.isfinite(t['metrics']['kid']['mean']) and t['metrics']['kid']['std'] == pytest.approx(0.0)
+    assert 'fid/kid' not in t['skipped']
+    lines = capsys.readouterr().out.splitlines()
+    for label in ('FID', 'KID'):
+        row = next(line for line in lines if line.split()[:1] == [label])
+        assert row.split()[-1] == '-'
+    with open(tom / 'metrics.json') as f:
+        saved = json.load(f)['TOM']['test_pairs.txt']
+    assert set(saved['metrics']) == {'fid', 'kid'} and 'KID' in saved['settings']['fid_kid']
+
+
+def test_fid_inception_from_local_file(tmp_path, monkeypatch):
+    """A (random) torch-fidelity Inception weight file is read from disk: 2048-d features, FID(x, x) = 0."""
+    with monkeypatch.context() as patch:  # build the network once without weights, to save random ones
+        patch.setattr(fidelity_inception, 'load_state_dict_from_url', lambda *args, **kwargs: {})
+        patch.setattr(fidelity_inception.FeatureExtractorInceptionV3, 'load_state_dict', lambda *args, **kwargs: None)
+        state = fidelity_inception.FeatureExtractorInceptionV3('inception-v3-compat', ['2048']).state_dict()
+    path = tmp_path / evaluate.FID_INCEPTION_FILE
+    torch.save(state, path)
+    model, reason = evaluate.load_fid_inception(str(path), 'cpu')
+    assert reason is None
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (64, 48, 3), dtype=np.uint8) for _ in range(3)]
+    with torch.no_grad():
+        assert model(evaluate.to_uint8(images[0], 'cpu')).shape == (1, 2048)
+    out = evaluate.fid_kid(images, images, model)
+    assert out['fid']['value'] == pytest.approx(0.0, abs=1e-3)
+    torch.save({'fc.weight': torch.zeros(3)}, tmp_path / 'other.pth')
+    with pytest.raises(ValueError, match='not torch-fidelity FID Inception-v3 weights'):
+        evaluate.load_fid_inception(str(tmp_path / 'other.pth'), 'cpu')
