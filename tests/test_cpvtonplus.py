@@ -2,7 +2,6 @@
 its code's definitions, and the whole pipeline in that mode on the tiny sample dataset."""
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,9 +14,9 @@ import pipeline
 import test as test_py  # this repository's test.py (pytest puts the repository first on sys.path)
 import train
 from bench import original_pose, original_transform
+from test_networks import reference_layout  # CP-VTON's layout, from tests/data/cpvton_state_dict.txt
 
 H, W = 256, 192
-REFERENCE = Path(__file__).resolve().parent / "data" / "cpvton_state_dict.txt"
 # The only two shapes CP-VTON+'s checkpoints change: the GMM reads the 1-channel cloth mask, the
 # TOM also the warped mask.
 PLUS_SHAPES = {"extractionB.model.0.weight": [64, 1, 4, 4], "model.model.0.weight": [64, 26, 4, 4]}
@@ -65,13 +64,7 @@ def test_gmm_loss_adds_forty_gic_per_pixel():
 
 @pytest.mark.parametrize("stage", ["GMM", "TOM"])
 def test_models_have_cpvtonplus_keys_and_shapes(stage):
-    expected, section = [], None
-    for line in REFERENCE.read_text().splitlines():
-        if line.startswith("# model:"):
-            section = line.split()[2]
-        elif line and not line.startswith("#") and section == stage:
-            key, shape, _ = line.split("\t")
-            expected.append((key, PLUS_SHAPES.get(key, [int(s) for s in shape.strip("[]").split(",") if s.strip()])))
+    expected = [(key, PLUS_SHAPES.get(key, shape)) for key, shape in reference_layout(stage)]
     model = networks.build_model(stage, variant="cpvton+")
     assert [(k, list(v.shape)) for k, v in model.state_dict().items()] == expected
 
