@@ -131,7 +131,9 @@ def gmm_loss(model, inputs, perceptual=None, grid_weight=0.0, variant="cpvton"):
     if grid_weight:
         scalars["Grid"] = networks.grid_spacing_irregularity(out["grid"])
         loss = loss + grid_weight * scalars["Grid"]
-    return loss, {"metric": loss, **scalars} if len(scalars) > 1 else {"metric": loss}, out
+    if len(scalars) == 1:  # the loss is the L1 alone
+        return loss, {"metric": loss}, out
+    return loss, {"metric": loss, **scalars}, out
 
 
 def tom_loss(model, inputs, perceptual=None, variant="cpvton"):
