@@ -83,11 +83,12 @@ MAX_REPORTED = 5  # missing files listed in a constructor error before "... and 
 #   <dataroot>/<split>/pose/<person stem>_keypoints.json   OpenPose keypoints
 #   <dataroot>/<split>/cloth/<cloth>.jpg, cloth-mask/<cloth>.jpg   in-shop garment and its mask
 #   <dataroot>/<split>/warp-cloth/<cloth>.jpg, warp-mask/<cloth>.jpg   the GMM's warps (TOM input)
+#   CP-VTON+ (VARIANTS): image-parse-new/ and image-mask/ beside these, warps named by person
 #   <result_dir>/<checkpoint file name>/<split>/warp-cloth/, warp-mask/ (GMM) or try-on/ (TOM)
 
 SPLITS = ('train', 'test')
 INPUT_FOLDERS = ('image', 'image-parse', 'pose', 'cloth', 'cloth-mask')
-WARP_FOLDERS = ('warp-cloth', 'warp-mask')  # written by the GMM test, named by cloth
+WARP_FOLDERS = ('warp-cloth', 'warp-mask')  # written by the GMM test, named by cloth (or person: warp_name)
 TRYON_FOLDER = 'try-on'  # written by the TOM test, named by person
 RESULT_FOLDERS = {'GMM': WARP_FOLDERS, 'TOM': (TRYON_FOLDER,)}
 PLUS_DATA_HINT = ('CP-VTON+ reads image-parse-new/ (parses with the neck label) and image-mask/ (body '
@@ -484,10 +485,13 @@ def pair_readers(size, variant='cpvton'):
     }
 
 
+@functools.lru_cache(maxsize=None)  # made once per label set, not per item
 def label_lookup(labels, inside, outside):
     """uint8 [256]: `inside` for the label ids in `labels`, `outside` for the others (index it with
     a parse)."""
-    return np.where(np.isin(np.arange(256), labels), inside, outside).astype(np.uint8)
+    lookup = np.where(np.isin(np.arange(256), labels), inside, outside).astype(np.uint8)
+    lookup.setflags(write=False)  # shared by every caller
+    return lookup
 
 
 CLOTH_OFF = label_lookup(CLOTH_LABELS, 0, 255)  # 0 on the garment, 255 elsewhere
@@ -512,7 +516,8 @@ def compact_item(cloth, cloth_mask, image, parse, pose, radius, body=None, head_
     for channel, band in enumerate(cloth.split() + image.split()):
         pixels[channel] = band
     np.maximum(pixels[3:6], np.take(CLOTH_OFF, parse), out=pixels[6:9])  # garment, white elsewhere
-    np.minimum(pixels[3:6], np.take(label_lookup(head_labels, 255, 0), parse), out=pixels[9:12])  # head
+    head_on = label_lookup(tuple(head_labels), 255, 0)  # 255 on the head, 0 elsewhere
+    np.minimum(pixels[3:6], np.take(head_on, parse), out=pixels[9:12])  # head, black elsewhere
     item = {'pixels': torch.from_numpy(pixels),
             'body': torch.from_numpy(parse > 0 if body is None else np.asarray(body) > 0),
             'cloth_mask_on': torch.from_numpy(np.asarray(cloth_mask) >= 128)[None],
@@ -592,14 +597,20 @@ class CPDataset(data.Dataset):
         # The original opened grid.png from the working directory for every item.
         self.grid_image = grid_tensor(fine_height, fine_width) if stage == 'GMM' else None
 
-    def _missing(self, path):
-        """The problem message for a missing file (with a hint for the GMM outputs)."""
+    def _hint(self, path):
+        """Where a missing file comes from, for the files a user makes in a later step or gets
+        separately (the GMM's warps, CP-VTON+'s folders); None for the others."""
         folder = osp.basename(osp.dirname(path))
         if self.stage == 'TOM' and folder in WARP_FOLDERS:
-            return f'{path}: file not found; {GMM_OUTPUTS_HINT}'
+            return GMM_OUTPUTS_HINT
         if folder in (VARIANTS['cpvton+'].parse_folder, VARIANTS['cpvton+'].body_folder):
-            return f'{path}: file not found; {PLUS_DATA_HINT}'
-        return f'{path}: file not found'
+            return PLUS_DATA_HINT
+        return None
+
+    def _missing(self, path):
+        """The problem message for a missing file."""
+        hint = self._hint(path)
+        return f'{path}: file not found' + (f'; {hint}' if hint else '')
 
     def _check_files_exist(self):
         """os.path.exists on every listed file: cheap, and fails before any training starts."""
@@ -611,8 +622,7 @@ class CPDataset(data.Dataset):
         lines += [f'  {path}' for path in missing[:MAX_REPORTED]]
         if len(missing) > MAX_REPORTED:
             lines.append(f'  ... and {len(missing) - MAX_REPORTED} more')
-        lines += list(dict.fromkeys(self._missing(path).split('; ', 1)[1] for path in missing
-                                    if self._missing(path) != f'{path}: file not found'))
+        lines += dict.fromkeys(hint for hint in map(self._hint, missing) if hint)
         raise DatasetError('\n'.join(lines))
 
     def paths(self, index):
@@ -624,8 +634,8 @@ class CPDataset(data.Dataset):
 
         Raises the first DatasetError, or appends every problem to `problems` if given.
         """
-        raw = {}
-        for key, path in self.paths(index).items():
+        raw, paths = {}, self.paths(index)
+        for key, path in paths.items():
             try:
                 if not osp.exists(path):
                     raise DatasetError(self._missing(path))
@@ -636,9 +646,9 @@ class CPDataset(data.Dataset):
                 problems.append(str(err))
         off_frame = 'pose' in raw and pose_off_frame(raw['pose'], (self.fine_width, self.fine_height))
         if off_frame and problems is not None:
-            problems.append(f"{self.paths(index)['pose']}: {off_frame}")
+            problems.append(f"{paths['pose']}: {off_frame}")
         elif off_frame:
-            warn_once(self.paths(index)['pose'], off_frame)
+            warn_once(paths['pose'], off_frame)
         return raw
 
     def __len__(self):

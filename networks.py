@@ -332,7 +332,7 @@ def build_model(stage, opt=None, variant="cpvton", **gmm_sizes):
     'TOM' -> UnetGenerator(25, 4, 6, ngf=64, InstanceNorm2d). variant 'cpvton+' (or opt.variant):
     CP-VTON+'s, whose GMM reads the 1-channel cloth mask and whose TOM also takes the warped mask
     (26 input channels); every other layer is CP-VTON's."""
-    plus = (getattr(opt, "variant", variant) if opt is not None else variant) == "cpvton+"
+    plus = getattr(opt, "variant", variant) == "cpvton+"  # (opt None: variant)
     if stage == "GMM":
         return GMM(opt, cloth_channels=1 if plus else 3, **gmm_sizes)
     if stage == "TOM":
