@@ -34,6 +34,8 @@ from PIL import Image
 from tqdm import tqdm
 
 import atomic
+import layouts
+from layouts import CATEGORIES, DATASETS, LAYOUTS, stem
 
 # LIP human-parsing label ids (the pixel values of image-parse/*.png).
 LIP_LABELS = {
@@ -49,8 +51,8 @@ LIP_PALETTE = [
     (85, 51, 0), (52, 86, 128), (0, 128, 0), (0, 0, 255), (51, 170, 221),
     (0, 255, 255), (85, 255, 170), (170, 255, 85), (255, 255, 0), (255, 170, 0),
 ]
-HEAD_LABELS = (1, 2, 4, 13)   # hat, hair, sunglasses, face: kept in the person representation
-CLOTH_LABELS = (5, 6, 7)      # upper-clothes, dress, coat: the garment GMM learns to match
+HEAD_LABELS = LAYOUTS['viton'].head_labels  # hat, hair, sunglasses, face: kept in the person representation
+CLOTH_LABELS = LAYOUTS['viton'].cloth_labels()  # upper-clothes, dress, coat: the garment GMM learns to match
 # The body-shape mask is every label > 0.
 NECK_LABEL = 20  # CP-VTON+'s parses add one label to LIP's: the skin of the neck and chest
 
@@ -99,11 +101,6 @@ GMM_OUTPUTS_HINT = ('warp-cloth/ and warp-mask/ are the GMM test outputs: run th
                     '<dataroot>/<datamode>/)')
 
 
-def stem(name):
-    """'000001_0.jpg' -> '000001_0'."""
-    return osp.splitext(name)[0]
-
-
 def image_id(name):
     """'000001_0.jpg' -> '000001': the id a person and her own garment share."""
     return stem(name).rsplit('_', 1)[0]
@@ -120,31 +117,26 @@ def warp_name(im_name, c_name, variant='cpvton'):
     return im_name if VARIANTS[variant].warps_by == 'person' else c_name
 
 
-def pair_paths(split_dir, im_name, c_name, stage='GMM', variant='cpvton'):
-    """{key: path} of the files of a pair in `split_dir` (<dataroot>/<datamode>): cloth,
-    cloth_mask (for the TOM: the GMM's warped cloth and mask), image, parse, pose, and for
-    CP-VTON+ body (the body mask)."""
+def pair_paths(split_dir, im_name, c_name, stage='GMM', variant='cpvton', dataset='viton'):
+    """{key: path} of the files of a pair in `split_dir` (the dataset's split folder, for VITON
+    <dataroot>/<datamode>): cloth, cloth_mask (for the TOM: the GMM's warped cloth and mask),
+    image, parse, pose, and for CP-VTON+ body (the body mask)."""
+    paths = LAYOUTS[dataset].input_paths(split_dir, im_name, c_name)
+    if stage == 'TOM':
+        paths['cloth'], paths['cloth_mask'] = (osp.join(split_dir, folder, warp_name(im_name, c_name, variant))
+                                               for folder in WARP_FOLDERS)
     kind = VARIANTS[variant]
-    if stage == 'GMM':
-        cloth, cloth_mask = (osp.join(split_dir, folder, c_name) for folder in ('cloth', 'cloth-mask'))
-    else:
-        cloth, cloth_mask = (osp.join(split_dir, folder, warp_name(im_name, c_name, variant))
-                             for folder in WARP_FOLDERS)
-    paths = {'cloth': cloth, 'cloth_mask': cloth_mask,
-             'image': osp.join(split_dir, 'image', im_name),
-             'parse': osp.join(split_dir, kind.parse_folder, stem(im_name) + '.png'),
-             'pose': osp.join(split_dir, 'pose', stem(im_name) + '_keypoints.json')}
-    if kind.body_folder:
+    if kind.body_folder:  # CP-VTON+ (VITON only): its own parses, and body masks
+        paths['parse'] = osp.join(split_dir, kind.parse_folder, stem(im_name) + '.png')
         paths['body'] = osp.join(split_dir, kind.body_folder, stem(im_name) + '.png')
     return paths
 
 
-def same_id_pairs(split_dir):
-    """[(person, her own garment)] for every person photo '<id>_0.jpg' of a split whose garment
-    '<id>_1.jpg' is there too (the paired lists train_pairs.txt and test_pairs_same.txt)."""
-    persons = sorted(name for name in os.listdir(osp.join(split_dir, 'image')) if name.endswith('_0.jpg'))
-    pairs = [(person, f'{image_id(person)}_1.jpg') for person in persons]
-    return [(p, c) for p, c in pairs if osp.isfile(pair_paths(split_dir, p, c)['cloth'])]
+def same_id_pairs(split_dir, dataset='viton'):
+    """[(person, her own garment)] of a split whose garment file is there too: for VITON every
+    person photo '<id>_0.jpg' with '<id>_1.jpg' (the paired lists train_pairs.txt and
+    test_pairs_same.txt); for VITON-HD each person with the garment of her file name."""
+    return LAYOUTS[dataset].same_clothes_pairs(split_dir)
 
 
 def result_dir_of(result_dir, checkpoint, datamode):
@@ -219,7 +211,8 @@ class DatasetError(ValueError):
 
 
 class ImageSizeError(DatasetError):
-    """An image or parse that is not fine_width x fine_height (nothing is resized at load time)."""
+    """A VITON image or parse that is not fine_width x fine_height (VITON files are read as they
+    are; VITON-HD's and Dress Code's are resized)."""
 
 
 def normalised(pixels, out=None):
@@ -255,12 +248,15 @@ def grid_tensor(height=256, width=192):
     return normalised(torch.from_numpy(make_grid_image(height, width)).permute(2, 0, 1).contiguous())
 
 
-def read_image(path, size, mode):
-    """Open an image, check it is `size` = (width, height), return it converted to `mode`."""
+def read_image(path, size, mode, resize=False):
+    """Open an image, convert it to `mode` and check it is `size` = (width, height), or with
+    `resize` resize it to that size (bilinear)."""
     try:
         with Image.open(path) as image:
             image.load()
             converted = image if image.mode == mode else image.convert(mode)
+            if resize and converted.size != tuple(size):
+                converted = converted.resize(tuple(size), Image.BILINEAR)
     except FileNotFoundError:
         raise DatasetError(f'{path}: file not found') from None
     except Exception as err:  # PIL raises OSError, SyntaxError or ValueError on bad files
@@ -271,9 +267,11 @@ def read_image(path, size, mode):
     return converted
 
 
-def read_parse(path, size, max_label=19):
-    """Read a LIP parse -> uint8 [H, W] labels: a palette or grayscale PNG of label ids 0-19, or
-    with max_label=20, a CP-VTON+ parse (image-parse-new): grayscale ids 0-20, 20 the neck.
+def read_parse(path, size, max_label=19, resize=False):
+    """Read a parse -> uint8 [H, W] labels: a palette or grayscale PNG of label ids 0-max_label
+    (LIP and CIHP 0-19, Dress Code's ATR 0-17), or with max_label=20, a CP-VTON+ parse
+    (image-parse-new): grayscale ids 0-20, 20 the neck. `resize`: resize it to `size` = (width,
+    height) with nearest neighbour (else a parse of another size is an error).
 
     CP-VTON+ reads its parses with .convert('L'), which keeps the ids of a grayscale image but
     turns a palette image's into colour luminances: there a palette PNG is accepted only when
@@ -281,13 +279,16 @@ def read_parse(path, size, max_label=19):
     try:
         with Image.open(path) as image:
             image.load()
-            mode, labels, palette = image.mode, np.array(image), image.getpalette()
+            mode, palette = image.mode, image.getpalette()
+            if resize and image.size != tuple(size) and mode in ('P', 'L'):
+                image = image.resize(tuple(size), Image.NEAREST)
+            labels = np.array(image)
     except FileNotFoundError:
         raise DatasetError(f'{path}: file not found') from None
     except Exception as err:
         raise DatasetError(f'{path}: cannot read image ({err})') from None
     if mode not in ('P', 'L'):
-        raise DatasetError(f'{path}: parse must be a label image (mode P or L holding LIP ids '
+        raise DatasetError(f'{path}: parse must be a label image (mode P or L holding label ids '
                            f'0-{max_label}), found mode {mode}')
     if labels.shape != (size[1], size[0]):
         raise ImageSizeError(f'{path}: image is {labels.shape[1]}x{labels.shape[0]}, '
@@ -303,12 +304,46 @@ def read_parse(path, size, max_label=19):
     return labels
 
 
-def read_pose(path):
-    """Read an OpenPose JSON -> float64 [18, 3] COCO-18 keypoints (x, y, confidence).
+def _keypoint_values(path, pose):
+    """(key, float64 [N, 3] x, y, confidence) of a parsed pose JSON, or DatasetError."""
+    if isinstance(pose, dict) and 'keypoints' in pose and 'people' not in pose:
+        key, columns, counts = 'keypoints', 4, (18,)  # Dress Code: [[x, y, score, id], ...]
+        rows = pose['keypoints']
+    else:
+        people = pose.get('people') if isinstance(pose, dict) else None
+        if not isinstance(people, list):
+            raise DatasetError(f"{path}: pose JSON has no 'people' list (OpenPose) or 'keypoints' list (Dress Code)")
+        if not people:
+            raise DatasetError(f'{path}: no people in the pose file (OpenPose found nobody)')
+        person = people[0]
+        key = next((k for k in ('pose_keypoints', 'pose_keypoints_2d')
+                    if isinstance(person, dict) and k in person), None)
+        if key is None:
+            raise DatasetError(f"{path}: people[0] has no 'pose_keypoints' or 'pose_keypoints_2d'")
+        columns, counts, rows = 3, (18, 25), person[key]
+    try:
+        values = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DatasetError(f'{path}: {key} is not a list of numbers') from None
+    if columns == 4 and values.shape != (18, 4):
+        raise DatasetError(f'{path}: keypoints has shape {values.shape}, expected 18 [x, y, score, id] '
+                           'entries (Dress Code)')
+    if columns == 3 and (values.ndim != 1 or values.size % 3 or values.size // 3 not in counts):
+        raise DatasetError(f'{path}: {key} has {values.size} values, expected 18 (COCO) or '
+                           f'25 (BODY_25) (x, y, confidence) triples = 54 or 75 values')
+    if not np.isfinite(values).all():
+        raise DatasetError(f'{path}: {key} contains non-finite values')
+    return key, values.reshape(-1, columns)[:, :3]
 
-    Accepts `pose_keypoints` (OpenPose 1.0, as in the dataset) or `pose_keypoints_2d` (newer
-    OpenPose), with 18 COCO points or 25 BODY_25 points (mapped to COCO-18). As in the
-    original, only the first person (people[0]) is used when several are present.
+
+def read_pose(path, scale=None):
+    """Read a keypoint JSON -> float64 [18, 3] COCO-18 keypoints (x, y, confidence).
+
+    Accepts OpenPose's `pose_keypoints` (OpenPose 1.0, as in VITON) or `pose_keypoints_2d` (newer
+    OpenPose, as in VITON-HD), with 18 COCO points or 25 BODY_25 points (mapped to COCO-18), and
+    Dress Code's {"keypoints": [[x, y, score, id], ...]} (COCO-18; missing points -1, -1). As in
+    the original, only the first person (people[0]) is used when several are present. `scale`:
+    (sx, sy) multiplying x and y, from the frame the file's coordinates are in to the image's.
     """
     try:
         with open(path) as f:
@@ -317,27 +352,13 @@ def read_pose(path):
         raise DatasetError(f'{path}: file not found') from None
     except (OSError, ValueError) as err:
         raise DatasetError(f'{path}: cannot read pose JSON ({err})') from None
-    people = pose.get('people') if isinstance(pose, dict) else None
-    if not isinstance(people, list):
-        raise DatasetError(f"{path}: pose JSON has no 'people' list")
-    if not people:
-        raise DatasetError(f'{path}: no people in the pose file (OpenPose found nobody)')
-    person = people[0]
-    key = next((k for k in ('pose_keypoints', 'pose_keypoints_2d')
-                if isinstance(person, dict) and k in person), None)
-    if key is None:
-        raise DatasetError(f"{path}: people[0] has no 'pose_keypoints' or 'pose_keypoints_2d'")
-    try:
-        values = np.asarray(person[key], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DatasetError(f'{path}: {key} is not a list of numbers') from None
-    if values.ndim != 1 or values.size % 3 or values.size // 3 not in (18, 25):
-        raise DatasetError(f'{path}: {key} has {values.size} values, expected 18 (COCO) or '
-                           f'25 (BODY_25) (x, y, confidence) triples = 54 or 75 values')
-    if not np.isfinite(values).all():
-        raise DatasetError(f'{path}: {key} contains non-finite values')
-    points = values.reshape(-1, 3)
-    return points[BODY25_TO_COCO18] if len(points) == 25 else points
+    _, points = _keypoint_values(path, pose)
+    if len(points) == 25:
+        points = points[BODY25_TO_COCO18]
+    if scale is not None:
+        points = points.copy()
+        points[:, :2] *= scale
+    return points
 
 
 def pose_off_frame(keypoints, size):
@@ -345,7 +366,7 @@ def pose_off_frame(keypoints, size):
     (missing ones are (0, 0)) lie outside it, as when they are in the pixels of the full-size photo;
     None when they fit. Such a pose draws (almost) nothing in the person representation."""
     points = np.asarray(keypoints)[:, :2]
-    present = points[points.any(1)]
+    present = points[(points > 0).any(1)]  # missing: (0, 0) in OpenPose files, negative in Dress Code's
     outside = ((present < 0) | (present >= size)).any(1)
     if outside.sum() * 2 <= max(len(present), 1):
         return None
@@ -472,16 +493,45 @@ def blur_shape(body, width, height):
     return pil_bilinear_resize(small, width, height)
 
 
-def pair_readers(size, variant='cpvton'):
-    """{key: reader(path)} for the files of a pair (the keys of pair_paths); size = (width, height)."""
+def write_cloth_mask(cloth_path, mask_path):
+    """Make a garment image's mask as VITON's were made (sample_data.cloth_mask_like_viton:
+    near-white background, holes filled) and write it as a 0/255 PNG. A garment image that does
+    not read is left to the dataset's reading, which reports it."""
+    from sample_data import cloth_mask_like_viton  # (sample_data imports this module)
+    try:
+        with Image.open(cloth_path) as image:
+            cloth = np.asarray(image.convert('RGB'))
+    except Exception:  # noqa: BLE001 - reported when the pair is read
+        return
+    partial = f'{mask_path}.{os.getpid()}.tmp'  # complete masks only: written beside, then renamed
+    Image.fromarray(cloth_mask_like_viton(cloth).astype(np.uint8) * 255).save(partial, format='PNG')
+    os.replace(partial, mask_path)
+
+
+def pose_radius(radius, fine_height):
+    """The pose squares' half-size at `fine_height`: --radius is given for 256-pixel-high images
+    (CP-VTON's 5) and scales with the height (10 at 512, 20 at 1024), so that a square covers the
+    same part of the body at every size, as the Dress Code loader scales its radius. The blurred
+    body shape needs no rule: it is made at 1/16 of the size at every size."""
+    return radius if fine_height == 256 else radius * fine_height / 256
+
+
+def pair_readers(size, variant='cpvton', dataset='viton'):
+    """{key: reader(path)} for the files of a pair (the keys of pair_paths); size = (width, height).
+    VITON's files are read at their size; VITON-HD's and Dress Code's are resized to `size`, their
+    keypoints scaled from the layout's pose_frame."""
+    layout = LAYOUTS[dataset]
+    image = functools.partial(read_image, size=size, resize=layout.resize)
+    max_label = VARIANTS[variant].max_label if variant != 'cpvton' else layout.max_label
+    scale = None if layout.pose_frame is None else np.divide(size, layout.pose_frame)
     return {
-        'cloth': functools.partial(read_image, size=size, mode='RGB'),
+        'cloth': functools.partial(image, mode='RGB'),
         # The original read the mask without .convert('L'): an RGB mask broke the shapes.
-        'cloth_mask': functools.partial(read_image, size=size, mode='L'),
-        'image': functools.partial(read_image, size=size, mode='RGB'),
-        'parse': functools.partial(read_parse, size=size, max_label=VARIANTS[variant].max_label),
-        'pose': read_pose,
-        'body': functools.partial(read_image, size=size, mode='L'),  # CP-VTON+'s image-mask
+        'cloth_mask': functools.partial(image, mode='L'),
+        'image': functools.partial(image, mode='RGB'),
+        'parse': functools.partial(read_parse, size=size, max_label=max_label, resize=layout.resize),
+        'pose': functools.partial(read_pose, scale=scale),
+        'body': functools.partial(image, mode='L'),  # CP-VTON+'s image-mask
     }
 
 
@@ -494,18 +544,15 @@ def label_lookup(labels, inside, outside):
     return lookup
 
 
-CLOTH_OFF = label_lookup(CLOTH_LABELS, 0, 255)  # 0 on the garment, 255 elsewhere
-
-
 def compact_item(cloth, cloth_mask, image, parse, pose, radius, body=None, head_labels=HEAD_LABELS,
-                 parse_cloth_mask=False):
+                 cloth_labels=CLOTH_LABELS, parse_cloth_mask=False):
     """One pair's files as pair_readers returns them (PIL images, label array, keypoints; for
     CP-VTON+ also its body mask, `body`) -> the item in compact form: uint8 pixels, the body mask,
     the cloth mask and the pose squares' bounds, 0.7 MB where the item's float32 tensors take
     7.5 MB. `expand` makes those tensors from a batch of these on the batch's device, where the
     float work is done (normalising, body-shape blur, pose maps). `head_labels`: the parse labels
-    kept in the person representation; `parse_cloth_mask`: also the garment region as a mask (the
-    target of CP-VTON+'s TOM mask loss).
+    kept in the person representation; `cloth_labels`: the garment's; `parse_cloth_mask`: also the
+    garment region as a mask (the target of CP-VTON+'s TOM mask loss).
 
     The garment and head images are made here on uint8 pixels: the original's image*m + (1-m)
     and image*m - (1-m) for a {0,1} mask m are `image` inside the mask and +1 / -1 outside,
@@ -515,7 +562,8 @@ def compact_item(cloth, cloth_mask, image, parse, pose, radius, body=None, head_
     pixels = np.empty((12, height, width), np.uint8)  # cloth, image, parse_cloth, head
     for channel, band in enumerate(cloth.split() + image.split()):
         pixels[channel] = band
-    np.maximum(pixels[3:6], np.take(CLOTH_OFF, parse), out=pixels[6:9])  # garment, white elsewhere
+    cloth_off = label_lookup(tuple(cloth_labels), 0, 255)  # 0 on the garment, 255 elsewhere
+    np.maximum(pixels[3:6], np.take(cloth_off, parse), out=pixels[6:9])  # garment, white elsewhere
     head_on = label_lookup(tuple(head_labels), 255, 0)  # 255 on the head, 0 elsewhere
     np.minimum(pixels[3:6], np.take(head_on, parse), out=pixels[9:12])  # head, black elsewhere
     item = {'pixels': torch.from_numpy(pixels),
@@ -523,7 +571,7 @@ def compact_item(cloth, cloth_mask, image, parse, pose, radius, body=None, head_
             'cloth_mask_on': torch.from_numpy(np.asarray(cloth_mask) >= 128)[None],
             'pose_squares': torch.from_numpy(pose_squares(pose, radius))}
     if parse_cloth_mask:
-        item['parse_cloth_mask'] = torch.from_numpy(np.isin(parse, CLOTH_LABELS))[None]
+        item['parse_cloth_mask'] = torch.from_numpy(np.isin(parse, cloth_labels))[None]
     return item
 
 
@@ -574,28 +622,55 @@ class CPDataset(data.Dataset):
 
     def __init__(self, opt=None, problems=None, compact=False, *, dataroot='data', datamode='train',
                  stage='GMM', data_list='train_pairs.txt', fine_height=256, fine_width=192, radius=5,
-                 variant='cpvton'):
+                 variant='cpvton', dataset='viton', category=None):
         super().__init__()
         if opt is not None:
             dataroot, datamode, stage, data_list = opt.dataroot, opt.datamode, opt.stage, opt.data_list
             fine_height, fine_width, radius = opt.fine_height, opt.fine_width, opt.radius
             variant = getattr(opt, 'variant', 'cpvton')
+            dataset, category = getattr(opt, 'dataset', 'viton'), getattr(opt, 'category', None)
         if stage not in ('GMM', 'TOM'):
             raise DatasetError(f"unknown stage {stage!r}: expected 'GMM' or 'TOM'")
         if variant not in VARIANTS:
             raise DatasetError(f"unknown variant {variant!r}: expected one of {', '.join(VARIANTS)}")
-        self.stage, self.compact, self.variant = stage, compact, variant
-        self.fine_height, self.fine_width, self.radius = fine_height, fine_width, radius
-        self.data_path = osp.join(dataroot, datamode)
-        self.pairs_path = osp.join(dataroot, data_list)
-        self.readers = pair_readers((fine_width, fine_height), variant)
-        pairs = read_pairs(self.pairs_path, problems)
+        wrong = layouts.check_choice(dataset, category, variant)
+        if wrong:
+            raise DatasetError(wrong)
+        self.stage, self.compact, self.variant, self.dataset = stage, compact, variant, dataset
+        self.layout = LAYOUTS[dataset]
+        self.fine_height, self.fine_width = fine_height, fine_width
+        self.radius = pose_radius(radius, fine_height)
+        self.head_labels = self.layout.head_labels if variant == 'cpvton' else VARIANTS[variant].head_labels[stage]
+        self.cloth_labels = self.layout.cloth_labels(category)
+        self.data_path = self.layout.split_dir(dataroot, datamode, category)
+        self.pairs_path = self.layout.pairs_path(dataroot, data_list, category)
+        self.readers = pair_readers((fine_width, fine_height), variant, dataset)
+        pairs = self.layout.pairs(read_pairs(self.pairs_path, problems), datamode)
         self.im_names = [person for person, _ in pairs]
         self.c_names = [cloth for _, cloth in pairs]
+        if stage == 'GMM' and self.layout.makes_cloth_masks(self.data_path):
+            self._make_cloth_masks()
         if problems is None:  # check_dataset reports missing files while reading them
             self._check_files_exist()
         # The original opened grid.png from the working directory for every item.
         self.grid_image = grid_tensor(fine_height, fine_width) if stage == 'GMM' else None
+
+    def _make_cloth_masks(self):
+        """Make the cloth masks the dataset does not ship (Dress Code without LaDI-VTON's masks/),
+        once: from each garment image, as VITON's were made (near-white is background), cached
+        full-size beside the data in <category>/cloth-mask/."""
+        todo = {}
+        for index in range(len(self)):
+            paths = self.paths(index)
+            if not osp.exists(paths['cloth_mask']) and osp.exists(paths['cloth']):
+                todo[paths['cloth_mask']] = paths['cloth']
+        if todo:
+            folder = osp.dirname(next(iter(todo)))
+            print(f'{folder}: making {len(todo)} cloth masks from the garment images (once; '
+                  'they are kept there)', file=sys.stderr)
+            os.makedirs(folder, exist_ok=True)
+            for mask_path, cloth_path in tqdm(todo.items(), desc='cloth masks', unit='mask'):
+                write_cloth_mask(cloth_path, mask_path)
 
     def _hint(self, path):
         """Where a missing file comes from, for the files a user makes in a later step or gets
@@ -627,7 +702,8 @@ class CPDataset(data.Dataset):
 
     def paths(self, index):
         """{key: path} for every file of pair `index` (the keys of pair_readers)."""
-        return pair_paths(self.data_path, self.im_names[index], self.c_names[index], self.stage, self.variant)
+        return pair_paths(self.data_path, self.im_names[index], self.c_names[index], self.stage,
+                          self.variant, self.dataset)
 
     def read_files(self, index, problems=None):
         """Read and validate every file of pair `index` -> {key: PIL image / array}.
@@ -658,7 +734,7 @@ class CPDataset(data.Dataset):
         plus = self.variant == 'cpvton+'
         item = {'c_name': self.c_names[index], 'im_name': self.im_names[index],
                 **compact_item(**self.read_files(index), radius=self.radius, parse_cloth_mask=plus,
-                               head_labels=VARIANTS[self.variant].head_labels[self.stage])}
+                               head_labels=self.head_labels, cloth_labels=self.cloth_labels)}
         if self.compact:
             return item
         batch = self.expand({key: value[None] if torch.is_tensor(value) else [value]
@@ -716,25 +792,33 @@ def check_dataset(opt=None, **split):
 def main(argv=None):
     """The dataset checker CLI; returns the exit status (1 if any problem was found)."""
     parser = argparse.ArgumentParser(
-        description='Validate a CP-VTON dataset split: the pairs file parses, every listed '
-                    'file exists and reads, images are fine_width x fine_height, parses are '
-                    'LIP label images and pose files are readable OpenPose JSON. Prints every '
-                    'problem and exits 1 if there is any.')
+        description='Validate a CP-VTON dataset split (VITON, VITON-HD or a Dress Code category): the '
+                    'pairs file parses, every listed file exists and reads, VITON images are '
+                    'fine_width x fine_height, parses are label images with the dataset\'s ids and '
+                    'keypoint files are readable JSON. Dress Code cloth masks not shipped are made '
+                    'first. Prints every problem and exits 1 if there is any.')
     parser.add_argument('--check', action='store_true', help='check the split (required)')
-    parser.add_argument('--dataroot', default='data', help='dataset root (default: data)')
-    parser.add_argument('--datamode', default='train', help='subfolder of dataroot: train or test')
-    parser.add_argument('--data_list', default='train_pairs.txt', help='pairs file, relative to dataroot')
+    layouts.add_options(parser)
+    parser.add_argument('--dataroot', help='dataset root (default: data for VITON, '
+                        f"{layouts.DEFAULT_ROOTS['vitonhd']} for VITON-HD, {layouts.DEFAULT_ROOTS['dresscode']} for Dress Code)")
+    parser.add_argument('--datamode', default='train', help='the split, train or test (for VITON and VITON-HD the '
+                        'subfolder of dataroot; for Dress Code the pairs file picks it)')
+    parser.add_argument('--data_list', help='pairs file, relative to dataroot (Dress Code: to '
+                        '<dataroot>/<category>); default: train_pairs.txt for train, the unpaired test list for test')
     parser.add_argument('--stage', default='GMM', choices=['GMM', 'TOM'],
                         help='GMM reads cloth/ and cloth-mask/; TOM reads warp-cloth/ and warp-mask/')
     parser.add_argument('--variant', default='cpvton', choices=list(VARIANTS),
                         help='cpvton+ reads the parses from image-parse-new/ (grayscale ids 0-20) and the '
                              'body masks from image-mask/, and the TOM its warps by person name')
-    parser.add_argument('--fine_width', type=int, default=192, help='expected image width')
-    parser.add_argument('--fine_height', type=int, default=256, help='expected image height')
+    parser.add_argument('--fine_width', type=int, default=192,
+                        help='image width (VITON: expected; VITON-HD, Dress Code: resized to)')
+    parser.add_argument('--fine_height', type=int, default=256,
+                        help='image height (VITON: expected; VITON-HD, Dress Code: resized to)')
     parser.add_argument('--radius', type=int, default=5, help='pose square half-size (unused by the check)')
     opt = parser.parse_args(argv)
     if not opt.check:
         parser.error('nothing to do: pass --check')
+    layouts.fill_defaults(opt, parser.error)
     problems, pairs = _check_split(opt)
     for problem in problems:
         print(problem)

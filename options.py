@@ -8,6 +8,7 @@ original silently ran random weights without one).
 import argparse
 import os
 
+import layouts
 from cp_dataset import VARIANTS
 from pipeline import PRECISIONS, pick_device
 
@@ -31,19 +32,31 @@ def _common_options(parser, display_count, channels_last):
                              "id picks cuda:<id> when CUDA is available (-1 = CPU; one GPU is used)")
     parser.add_argument("-j", "--workers", type=int, default=1, help="DataLoader worker processes")
     parser.add_argument("-b", "--batch_size", "--batch-size", type=int, default=4, help="batch size")
-    parser.add_argument("--dataroot", default="data", help="dataset root folder")
+    layouts.add_options(parser)
+    parser.add_argument("--dataroot",
+                        help="dataset root folder (default: data for VITON, "
+                             f"{layouts.DEFAULT_ROOTS['vitonhd']} for VITON-HD, {layouts.DEFAULT_ROOTS['dresscode']} "
+                             "for Dress Code)")
     parser.add_argument("--datamode", default="train",
-                        help="dataset split: the subfolder of --dataroot to read (train or test)")
+                        help="dataset split, train or test: the subfolder of --dataroot to read (Dress Code: the "
+                             "pairs file picks the split; --datamode names the results)")
     parser.add_argument("--stage", default="GMM", choices=["GMM", "TOM"],
                         help="GMM (geometric matching module) or TOM (try-on module)")
     parser.add_argument("--variant", default="cpvton", choices=list(VARIANTS),
                         help="(new) cpvton: CP-VTON (default); cpvton+: CP-VTON+ (Minar et al. 2020): "
                              "its data (image-parse-new/, image-mask/), networks and losses")
-    parser.add_argument("--data_list", default="train_pairs.txt",
-                        help="pairs file '<person>.jpg <cloth>.jpg' per line, relative to --dataroot")
-    parser.add_argument("--fine_width", type=int, default=192, help="image width")
-    parser.add_argument("--fine_height", type=int, default=256, help="image height")
-    parser.add_argument("--radius", type=int, default=5, help="half-size of the pose keypoint squares")
+    parser.add_argument("--data_list",
+                        help="pairs file '<person>.jpg <cloth>.jpg' per line, relative to --dataroot (Dress Code: "
+                             "to <dataroot>/<category>); default: train_pairs.txt for --datamode train, the "
+                             "dataset's unpaired test list for test (test_pairs.txt; Dress Code: "
+                             "test_pairs_unpaired.txt)")
+    parser.add_argument("--fine_width", type=int, default=192,
+                        help="image width, a multiple of 64 (VITON-HD and Dress Code are resized to it)")
+    parser.add_argument("--fine_height", type=int, default=256,
+                        help="image height, a multiple of 64 (VITON-HD and Dress Code are resized to it)")
+    parser.add_argument("--radius", type=int, default=5,
+                        help="half-size of the pose keypoint squares at 256 pixels high; scaled with "
+                             "--fine_height (10 at 512, 20 at 1024)")
     parser.add_argument("--grid_size", type=int, default=5,
                         help="TPS control points per side (grid_size x grid_size)")
     parser.add_argument("--tensorboard_dir", default="tensorboard",
@@ -76,6 +89,11 @@ def _parse(parser, argv):
     for flag, least in MINIMUM.items():
         if getattr(opt, flag, least) < least:
             parser.error(f"--{flag} must be at least {least}, got {getattr(opt, flag)}")
+    for flag in ("fine_height", "fine_width"):
+        if getattr(opt, flag) % 64:
+            parser.error(f"--{flag} must be a multiple of 64 (the networks halve the image 6 times), "
+                         f"got {getattr(opt, flag)}")
+    layouts.fill_defaults(opt, parser.error)
     if getattr(opt, "lr", 1) <= 0:
         parser.error(f"--lr must be positive, got {opt.lr}")
     if not all(g.strip().lstrip("-").isdigit() for g in opt.gpu_ids.split(",") if g.strip()):
