@@ -1,13 +1,20 @@
-"""Get data for CP-VTON: the real VITON dataset, the procedural sample set, or the checkpoints.
+"""Get data for CP-VTON: VITON, VITON-HD, how to request Dress Code, the procedural sample set in any
+of their layouts, or the checkpoints.
 
-    python data_download.py                 # VITON (viton_resize.tar.gz from Google Drive) -> data/
-    python data_download.py --sample        # procedural sample set, seconds, no network -> data/
-    python data_download.py --checkpoints   # published GMM / TOM checkpoints -> checkpoints/
-    python data_download.py --variant cpvton+   # where to get CP-VTON+'s data and checkpoints
+    python data_download.py                      # VITON (viton_resize.tar.gz, Google Drive) -> data/
+    python data_download.py --dataset vitonhd    # VITON-HD (its zip, Google Drive, 4.5 GB)
+                                                 #   -> data/zalando-hd-resized/
+    python data_download.py --dataset dresscode  # how to request Dress Code, where to unpack it
+    python data_download.py --sample [--dataset D]   # procedural sample set in D's layout, seconds
+    python data_download.py --checkpoints        # published GMM / TOM checkpoints -> checkpoints/
+    python data_download.py --variant cpvton+    # where to get CP-VTON+'s data and checkpoints
 
 VITON's `viton_resize/train` and `viton_resize/test` become `data/train` and `data/test`, with
 `train_pairs.txt` and `test_pairs_same.txt` (same-id pairs of each split, the latter for paired
-evaluation) and the original unpaired `test_pairs.txt` from the original repository.
+evaluation) and the original unpaired `test_pairs.txt` from the original repository. VITON-HD's
+zip is laid out as it comes (train/, test/, train_pairs.txt, test_pairs.txt), plus
+`test_pairs_same.txt`: each test person with the garment of the same file name, the paired list
+VITON-HD does not ship. Dress Code is given out on request only: nothing is downloaded.
 
 Safe to rerun: finished steps are skipped unless --force. Downloads resume. Archives are extracted
 into a temporary folder, refusing members that would land outside it (absolute paths, `..`, links,
@@ -16,6 +23,7 @@ sample set from --sample is replaced): data in the way is refused, or with --for
 `<name>.old`.
 """
 import argparse
+import json
 import re
 import shutil
 import stat
@@ -24,17 +32,29 @@ import tarfile
 import tempfile
 import zipfile
 import zlib
+from collections import namedtuple
 from pathlib import Path, PurePosixPath
 
 import atomic
 import cp_dataset
+import layouts
 import sample_data
 
 DATA_URL = 'https://drive.google.com/uc?id=1MxCUvKxejnwWnoZ-KoCyMCXo3TLhRuTo'
 PAIRS_URL = 'https://raw.githubusercontent.com/sergeywong/cp-vton/master/data/test_pairs.txt'
 CHECKPOINTS_URL = 'https://drive.google.com/uc?id=18ncLRuKLFtGKabaco9Bur1wCTVQjvAI1'
 ARCHIVE = 'viton_resize.tar.gz'
-PAIRS_FILES = ('train_pairs.txt', 'test_pairs.txt', 'test_pairs_same.txt')
+VITONHD_URL = 'https://drive.google.com/uc?id=1tLx8LRp-sxDp0EcYmYoV_vXdSc-jJ79w'
+VITONHD_ARCHIVE = 'zalando-hd-resized.zip'
+VITONHD_PAIRS = ('train_pairs.txt', 'test_pairs.txt')  # shipped beside train/ and test/
+# The sub-folders of a VITON-HD split that CP-VTON reads, each with its accepted names (the released
+# zip's first, then the older one of VITON-HD's own code and test samples).
+VITONHD_FOLDERS = (('image',), ('cloth',), ('cloth-mask',), layouts.LAYOUTS['vitonhd'].parse_folders,
+                   layouts.LAYOUTS['vitonhd'].pose_folders)
+DRESSCODE_REPOSITORY = 'https://github.com/aimagelab/dress-code'
+DRESSCODE_FORM = 'https://forms.gle/72Bpeh48P7zQimin7'
+DRESSCODE_PAIRS = ('train_pairs.txt', 'test_pairs_paired.txt', 'test_pairs_unpaired.txt')
+LADI_VTON_REPOSITORY = 'https://github.com/miccunifi/ladi-vton'
 CHECKPOINTS = {'GMM': ('gmm_train_new', 'gmm_final.pth'), 'TOM': ('tom_train_new', 'tom_final.pth')}
 CHECKPOINTS_ADVICE = ('Or download the checkpoints in a browser (a zip or a folder) and pass its path: '
                       '--checkpoints_url PATH.')
@@ -43,8 +63,6 @@ TIMEOUT = (5, 60)  # seconds: connect (short, so being offline fails fast), then
 PLUS_REPOSITORY = 'https://github.com/minar09/cp-vton-plus'
 PLUS_DATA_URL = 'https://1drv.ms/u/s!Ai8t8GAHdzVUiQQYX0azYhqIDPP6?e=4cpFTI'
 PLUS_CHECKPOINTS_URL = 'https://1drv.ms/u/s!Ai8t8GAHdzVUiQA-o3C7cnrfGN6O?e=EaRiFP'
-SAMPLE_HINT = ('To try CP-VTON without the real data, run `python data_download.py --sample`, '
-               'which writes a small procedural dataset in the same layout in seconds.')
 
 
 class DownloadFailed(RuntimeError):
@@ -193,57 +211,129 @@ def _move_in(new, target):
 
 
 # ----------------------------------------------------------------------------------------
-# The real dataset
+# The real datasets: VITON and VITON-HD
 
 def _has_splits(folder):
     """Whether `folder` holds train/ and test/, each with every input folder of the layout."""
     return all((folder / split / sub).is_dir() for split in cp_dataset.SPLITS for sub in cp_dataset.INPUT_FOLDERS)
 
 
-def _place_splits(root, archive):
-    """Extract `archive` beside the splits and move its train/ and test/ into `root`."""
-    with tempfile.TemporaryDirectory(prefix='.viton_resize-extract-', dir=root) as tmp:
-        print(f'extracting {archive} ...')
-        safe_extract(archive, tmp)
-        source = next((c for c in (Path(tmp) / 'viton_resize', Path(tmp)) if _has_splits(c)), None)
-        if source is None:
-            found = sorted(str(p.relative_to(tmp)) for p in Path(tmp).rglob('*') if p.is_dir())[:8]
-            raise DownloadFailed('the archive has no viton_resize/train and viton_resize/test folders '
-                                 f'with {", ".join(cp_dataset.INPUT_FOLDERS)} '
-                                 f'(found: {", ".join(found) or "nothing"})')
-        if sample_data.read_marker(root):
-            removed = sample_data.remove_sample(root)
-            print(f'removed the sample dataset that was in {root} ({removed} files)')
-        for split in cp_dataset.SPLITS:
-            _move_in(source / split, root / split)
+def _missing_vitonhd(folder):
+    """What `folder` lacks of the VITON-HD layout (pair files, split sub-folders), as 'test/cloth/'."""
+    missing = [name for name in VITONHD_PAIRS if not (folder / name).is_file()]
+    for split in cp_dataset.SPLITS:
+        for names in VITONHD_FOLDERS:
+            if not any((folder / split / name).is_dir() for name in names):
+                missing.append(f'{split}/{names[0]}/' + ''.join(f' (or {name}/)' for name in names[1:]))
+    return missing
 
 
-def _get_splits(root, url, force, quiet):
-    """Download the archive (unless it is already there) and lay out its splits in `root`."""
-    in_the_way = [] if sample_data.read_marker(root) else [
-        root / split for split in cp_dataset.SPLITS if (root / split).exists()]
+def _folders(tmp):
+    """A few folders of an extracted archive, for a message saying what it holds instead."""
+    found = sorted(str(p.relative_to(tmp)) for p in tmp.rglob('*') if p.is_dir())[:8]
+    return ', '.join(found) or 'nothing'
+
+
+def _viton_source(tmp):
+    """(folder, names): where the extracted VITON archive's train/ and test/ are, and those names."""
+    source = next((c for c in (tmp / 'viton_resize', tmp) if _has_splits(c)), None)
+    if source is None:
+        raise DownloadFailed('the archive has no viton_resize/train and viton_resize/test folders '
+                             f'with {", ".join(cp_dataset.INPUT_FOLDERS)} (found: {_folders(tmp)})')
+    return source, cp_dataset.SPLITS
+
+
+def _vitonhd_source(tmp):
+    """(folder, names): the folder of the extracted VITON-HD zip that holds the pair files, train/
+    and test/ (the zip's top or one level down: its top folder's name is not documented), and
+    everything in it."""
+    def holds(folder):
+        return (all((folder / name).is_file() for name in VITONHD_PAIRS)
+                and all((folder / split).is_dir() for split in cp_dataset.SPLITS))
+    source = next((c for c in (tmp, *sorted(p for p in tmp.iterdir() if p.is_dir())) if holds(c)), None)
+    if source is None:
+        raise DownloadFailed(f'the archive has no folder with {", ".join(VITONHD_PAIRS)}, train/ and test/ '
+                             f'at its top or one level down (found: {_folders(tmp)})')
+    missing = _missing_vitonhd(source)
+    if missing:
+        where = '' if source == tmp else f'{source.name}/'
+        raise DownloadFailed('the archive is not in the VITON-HD layout: it lacks '
+                             + ', '.join(where + name for name in missing))
+    return source, sorted(p.name for p in source.iterdir())
+
+
+class Release(namedtuple('Release', 'title archive url names is_complete source')):
+    """A dataset downloaded as one archive: `names` are the top-level names it places in the root
+    (all of them, or those known before extraction), `is_complete(root)` whether they are in place,
+    `source(tmp)` (folder, names) of the extracted archive (raises DownloadFailed)."""
+
+
+RELEASES = {
+    'viton': Release('VITON', ARCHIVE, DATA_URL, cp_dataset.SPLITS, _has_splits, _viton_source),
+    'vitonhd': Release('VITON-HD', VITONHD_ARCHIVE, VITONHD_URL, (*cp_dataset.SPLITS, *VITONHD_PAIRS),
+                       lambda root: not _missing_vitonhd(root), _vitonhd_source),
+}
+
+
+def sample_hint(dataset):
+    """The advice to try the sample set, when the real data cannot be had."""
+    option = '' if dataset == 'viton' else f' --dataset {dataset}'
+    return (f'To try CP-VTON without the real data, run `python data_download.py --sample{option}`, '
+            'which writes a small procedural dataset in the same layout in seconds.')
+
+
+def _check_the_way(paths, force, title):
+    """Refuse the data at `paths` (the user's) unless `force`; with it, refuse while a `<name>.old`
+    it would be renamed to is taken. Called before anything is downloaded or moved."""
+    in_the_way = [path for path in paths if path.exists() or path.is_symlink()]
     if in_the_way and not force:
         raise DownloadFailed(
-            f'{" and ".join(map(str, in_the_way))} already exist but are not a complete VITON '
+            f'{", ".join(map(str, in_the_way))} already exist but are not a complete {title} '
             'download; not touching them. Use another --dataroot, or --force to move them aside '
-            '(renamed to <name>.old) after the download.')
+            '(renamed to <name>.old).')
     for path in in_the_way:
-        _aside(path)  # refuse now, not after the download
-    archive = root / ARCHIVE
+        _aside(path)
+
+
+def _move_contents(root, source, names, force, title):
+    """Move `names` from `source` into `root`, replacing a sample set; other data in the way is
+    refused unless `force`, which renames it to `<name>.old`."""
+    _check_the_way([root / name for name in names], force, title)
+    if sample_data.read_marker(root):
+        removed = sample_data.remove_sample(root)
+        print(f'removed the sample dataset that was in {root} ({removed} files)')
+    for name in names:
+        _move_in(source / name, root / name)
+
+
+def _get_release(root, dataset, url, force, quiet):
+    """Download the dataset's archive (unless it is already there) and lay out its contents in `root`."""
+    release = RELEASES[dataset]
+    sample = sample_data.read_marker(root) is not None
+    if not sample:  # refuse now, not after the download
+        _check_the_way([root / name for name in release.names], force, release.title)
+    archive = root / release.archive
     downloaded = not archive.exists()
     if downloaded:
-        fetch(url, archive, 'the VITON dataset (viton_resize.tar.gz)', quiet=quiet,
+        fetch(url, archive, f'the {release.title} dataset ({release.archive})', quiet=quiet,
               advice=f'Or download the file in a browser and save it as {archive}: it is '
-                     f'picked up from there. {SAMPLE_HINT}')
+                     f'picked up from there. {sample_hint(dataset)}')
     else:
         print(f'using the existing {archive}')
-    try:
-        _place_splits(root, archive)
-    except DownloadFailed as err:  # nothing was moved into place
-        if downloaded:
-            archive.unlink()  # ours and useless
-        tail = 'deleted the download' if downloaded else 'it was there before this run: delete or replace it'
-        raise DownloadFailed(f'{err}; {root} is unchanged; {tail}', err.cause) from None
+    with tempfile.TemporaryDirectory(prefix=f'.{release.archive}-extract-', dir=root) as tmp:
+        try:
+            print(f'extracting {archive} ...')
+            safe_extract(archive, tmp)
+            source, names = release.source(Path(tmp))
+        except DownloadFailed as err:  # nothing was moved into place
+            if downloaded:
+                archive.unlink()  # ours and useless
+            tail = 'deleted the download' if downloaded else 'it was there before this run: delete or replace it'
+            raise DownloadFailed(f'{err}; {root} is unchanged; {tail}', err.cause) from None
+        try:
+            _move_contents(root, source, names, force or sample, release.title)
+        except DownloadFailed as err:
+            raise DownloadFailed(f'{err} The download is kept as {archive} for the next run.') from None
     if downloaded:
         archive.unlink()
     else:
@@ -260,6 +350,19 @@ def _write_pairs(root, name, pairs):
         _move_aside([path])
     cp_dataset.write_pairs(path, pairs)
     print(f'wrote {path} ({len(pairs)} pairs)')
+
+
+# The paired lists made from the files, (split, name): each person with her own garment (same id
+# in VITON, same file name in VITON-HD, which ships only unpaired lists). Dress Code ships its own.
+PAIRED_LISTS = {'viton': (('train', 'train_pairs.txt'), ('test', 'test_pairs_same.txt')),
+                'vitonhd': (('test', 'test_pairs_same.txt'),), 'dresscode': ()}
+
+
+def _write_paired_lists(root, dataset, force):
+    """The dataset's PAIRED_LISTS; one already there is kept unless `force`."""
+    for split, name in PAIRED_LISTS[dataset]:
+        if force or not (root / name).exists():
+            _write_pairs(root, name, cp_dataset.same_id_pairs(root / split, dataset))
 
 
 def _fetch_test_pairs(root, pairs_url, quiet):
@@ -286,51 +389,93 @@ def _fetch_test_pairs(root, pairs_url, quiet):
     return pairs
 
 
-def download_dataset(dataroot='data', url=DATA_URL, pairs_url=PAIRS_URL, force=False, quiet=False):
-    """Download VITON into `dataroot` (see the module doc); raises DownloadFailed."""
-    root = Path(dataroot)
+def download_dataset(dataroot=None, url=None, pairs_url=PAIRS_URL, force=False, quiet=False, dataset='viton'):
+    """Download VITON or VITON-HD (`dataset`) into `dataroot` (default: the dataset's, in
+    layouts.DEFAULT_ROOTS) from `url` (default: the official file); see the module doc. Raises
+    DownloadFailed."""
+    release = RELEASES[dataset]
+    root = Path(dataroot or layouts.DEFAULT_ROOTS[dataset])
     root.mkdir(parents=True, exist_ok=True)
-    if _has_splits(root) and not sample_data.read_marker(root) and not force:
-        print(f'{root}/train and {root}/test are already in place (--force downloads them again)')
+    if release.is_complete(root) and not sample_data.read_marker(root) and not force:
+        print(f'{release.title} is already in place in {root} (--force downloads it again)')
     else:
-        _get_splits(root, url, force, quiet)
-    for split, name in (('train', 'train_pairs.txt'), ('test', 'test_pairs_same.txt')):
-        if force or not (root / name).exists():
-            _write_pairs(root, name, cp_dataset.same_id_pairs(root / split))
-    if force or not (root / 'test_pairs.txt').exists():
+        _get_release(root, dataset, url or release.url, force, quiet)
+    _write_paired_lists(root, dataset, force)
+    if dataset == 'viton' and (force or not (root / 'test_pairs.txt').exists()):
         _write_pairs(root, 'test_pairs.txt', _fetch_test_pairs(root, pairs_url, quiet))
-    print(f'VITON is ready in {root}')
+    print(f'{release.title} is ready in {root}')
+
+
+# ----------------------------------------------------------------------------------------
+# Dress Code: on request only
+
+def dresscode_instructions(dataroot=None):
+    """How to request Dress Code, where to unpack it (and LaDI-VTON's garment masks), and the check."""
+    root = Path(dataroot or layouts.DEFAULT_ROOTS['dresscode'])
+    categories = '{' + ','.join(layouts.CATEGORIES) + '}'
+    option = '' if root == Path(layouts.DEFAULT_ROOTS['dresscode']) else f' --dataroot {root}'
+    return f"""Nothing was downloaded: Dress Code is given out on request only, with no direct link.
+1. Request it with the form {DRESSCODE_FORM}
+   (linked from {DRESSCODE_REPOSITORY}): it needs an institutional e-mail address and
+   the release agreement signed by hand (typed signatures are refused; no release to private
+   companies). Requests are validated weekly; the reply has the download link.
+2. Unpack it so that these exist:
+     {root}/{{{','.join(DRESSCODE_PAIRS)}}}
+     {root}/{categories}/images/       NNNNNN_0.jpg (person), NNNNNN_1.jpg (garment)
+     {root}/{categories}/keypoints/    NNNNNN_2.json
+     {root}/{categories}/label_maps/   NNNNNN_4.png
+     {root}/{categories}/skeletons/, dense/, and each category's pair files
+3. Optionally, LaDI-VTON's garment masks (dresscode_masks.zip, from {LADI_VTON_REPOSITORY}):
+   unpack them so that {root}/<category>/masks/NNNNNN_1.png exist. Without them CP-VTON
+   makes the cloth masks itself on first use and caches them in {root}/<category>/cloth-mask/.
+Then check the data (for each --category and --datamode):
+  python cp_dataset.py --check --dataset dresscode{option} --category upper_body --datamode train --data_list train_pairs.txt
+Or, without the data: python data_download.py --sample --dataset dresscode (a procedural set in its layout)."""
 
 
 # ----------------------------------------------------------------------------------------
 # The sample dataset
 
-def make_sample_dataset(dataroot='data', n_train=sample_data.N_TRAIN, n_test=sample_data.N_TEST, seed=0,
-                        force=False):
-    """Write the procedural sample set into `dataroot`, replacing only an earlier sample set; other
-    data there is refused unless `force`, which renames it aside first."""
-    root = Path(dataroot)
+def _sample_names(n_train, n_test, dataset):
+    """The names --sample writes at the top of the root: what of the user's it must not overwrite."""
+    names = {name.split('/')[0] for name in sample_data.planned_files(n_train, n_test, dataset)}
+    return sorted(names | {name for _, name in PAIRED_LISTS[dataset]})
+
+
+def make_sample_dataset(dataroot=None, n_train=None, n_test=None, seed=0, force=False, dataset='viton'):
+    """Write the procedural sample set in `dataset`'s layout into `dataroot` (default: the
+    dataset's) with n_train + n_test persons (default: the dataset's counts), replacing only an
+    earlier sample set; other data there is refused unless `force`, which renames it aside first."""
+    root = Path(dataroot or layouts.DEFAULT_ROOTS[dataset])
+    n_train, n_test = sample_data.counts(dataset, n_train, n_test)
     marker = sample_data.read_marker(root)
     if marker:
         wanted = dict(n_train=n_train, n_test=n_test, seed=seed)
-        same = all(marker.get(k) == v for k, v in wanted.items()) and marker.get('complete')
+        same = (all(marker.get(k) == v for k, v in wanted.items()) and marker.get('complete')
+                and marker.get('dataset', 'viton') == dataset)
         if same and not force and all((root / f).is_file() for f in marker['files']):
-            print(f'the sample dataset ({n_train} train, {n_test} test, seed {seed}) is already in '
-                  f'{root} (--force writes it again)')
+            print(f'the sample dataset ({dataset}: {n_train} train, {n_test} test, seed {seed}) is already '
+                  f'in {root} (--force writes it again)')
             return
         removed = sample_data.remove_sample(root)
         print(f'removed the previous sample dataset in {root} ({removed} files)')
     else:
-        existing = [root / n for n in (*cp_dataset.SPLITS, *PAIRS_FILES) if (root / n).exists()]
+        existing = [root / n for n in _sample_names(n_train, n_test, dataset) if (root / n).exists()]
         if existing and not force:
             raise DownloadFailed(
                 f'{root} already holds a dataset ({", ".join(p.name for p in existing)}) that is not a '
                 f'sample set written by this script; not overwriting it. Use another --dataroot (e.g. '
                 f'--dataroot data_sample), or --force to move it aside (renamed to <name>.old).')
         _move_aside(existing)
-    sample_data.generate(root, n_train=n_train, n_test=n_test, seed=seed)
-    print(f'wrote the sample dataset to {root}: {n_train} train and {n_test} test persons '
-          f'(train_pairs.txt, test_pairs.txt unpaired, test_pairs_same.txt paired)')
+    sample_data.generate(root, n_train=n_train, n_test=n_test, seed=seed, dataset=dataset)
+    print(f'wrote the sample dataset in the {dataset} layout to {root}: {n_train} train and {n_test} '
+          'test persons' + (' per category' if dataset == 'dresscode' else ''))
+    added = [name for _, name in PAIRED_LISTS[dataset] if not (root / name).exists()]
+    _write_paired_lists(root, dataset, force=False)
+    if added:  # listed in the marker, so that they go with the sample set
+        marker = sample_data.read_marker(root)
+        marker['files'] += added
+        (root / sample_data.MARKER).write_text(json.dumps(marker, indent=1))
 
 
 # ----------------------------------------------------------------------------------------
@@ -423,51 +568,84 @@ Or, without downloading: python data_download.py --sample (it writes both layout
 
 # ----------------------------------------------------------------------------------------
 
-def main(argv=None):
+def build_parser():
+    """The command line of main(); every option's help says which datasets it applies to."""
     parser = argparse.ArgumentParser(
-        description='Download the VITON dataset for CP-VTON into --dataroot (default), or write the '
-                    'procedural sample dataset (--sample), and/or fetch the published checkpoints '
-                    '(--checkpoints). Safe to rerun: finished steps are skipped.')
+        description='Get a dataset for CP-VTON into --dataroot: download VITON (default) or VITON-HD, '
+                    'or print how to request Dress Code (--dataset); or write the procedural sample '
+                    'dataset in any of their layouts (--sample); and/or fetch the published checkpoints '
+                    '(--checkpoints). Safe to rerun: finished steps are skipped. Each option says which '
+                    'datasets it applies to.')
+    parser.add_argument('--dataset', default='viton', choices=layouts.DATASETS,
+                        help='viton (default): VITON, viton_resize.tar.gz from Google Drive; vitonhd: '
+                             'VITON-HD, its zip from Google Drive (about 4.5 GB); dresscode: Dress Code, '
+                             'given out on request only: prints how to get it and where to unpack it, '
+                             'downloads nothing')
+    parser.add_argument('--dataroot', default=None,
+                        help='all datasets: the dataset folder (default: '
+                             + ', '.join(f'{root} for {name}' for name, root in layouts.DEFAULT_ROOTS.items()) + ')')
     parser.add_argument('--sample', action='store_true',
-                        help='write the procedural sample dataset instead (no network, seconds)')
-    parser.add_argument('--train', type=int, default=sample_data.N_TRAIN,
-                        help=f'--sample: number of train persons (default {sample_data.N_TRAIN})')
-    parser.add_argument('--test', type=int, default=sample_data.N_TEST,
-                        help=f'--sample: number of test persons (default {sample_data.N_TEST}, >= 2)')
-    parser.add_argument('--seed', type=int, default=0, help='--sample: random seed (same seed, same files)')
-    parser.add_argument('--dataroot', default='data', help='dataset folder (default: data)')
+                        help="all datasets: write the procedural sample dataset in --dataset's layout "
+                             'instead (no network, seconds)')
+    parser.add_argument('--train', type=int,
+                        help=f'--sample, all datasets: number of train persons (default {sample_data.N_TRAIN}; '
+                             f'Dress Code: {sample_data.DRESSCODE_N_TRAIN} per category)')
+    parser.add_argument('--test', type=int,
+                        help=f'--sample, all datasets: number of test persons, >= 2 (default {sample_data.N_TEST}; '
+                             f'Dress Code: {sample_data.DRESSCODE_N_TEST} per category)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='--sample, all datasets: random seed (same seed, same files)')
     parser.add_argument('--force', action='store_true',
-                        help='redo finished steps; data in the way (but a sample set) is renamed to '
-                             '<name>.old, never deleted')
-    parser.add_argument('--url', default=DATA_URL,
-                        help='where viton_resize.tar.gz comes from: URL or Google Drive file id '
-                             '(default: the original Drive file)')
-    parser.add_argument('--pairs_url', '--pairs-url', default=PAIRS_URL,
-                        help="the original test_pairs.txt (default: the cp-vton repository's)")
+                        help='viton, vitonhd, --sample, --checkpoints: redo finished steps; data in the '
+                             'way (but a sample set) is renamed to <name>.old, never deleted')
+    parser.add_argument('--url', default=None,
+                        help='viton, vitonhd: where the archive comes from: URL or Google Drive file id '
+                             "(default: the dataset's official Google Drive file)")
+    parser.add_argument('--pairs_url', '--pairs-url', default=None,
+                        help="viton only: the original unpaired test_pairs.txt (default: the cp-vton "
+                             "repository's)")
     parser.add_argument('--checkpoints', action='store_true',
-                        help='download the published GMM and TOM checkpoints to '
-                             '<checkpoint_dir>/{gmm,tom}_train_new/{gmm,tom}_final.pth and verify them '
-                             '(only the checkpoints, unless --sample is given too)')
+                        help='any --dataset (they were trained on VITON): download the published GMM '
+                             'and TOM checkpoints to <checkpoint_dir>/{gmm,tom}_train_new/{gmm,tom}_final.pth '
+                             'and verify them (only the checkpoints, unless --sample is given too)')
     parser.add_argument('--checkpoints_url', '--checkpoints-url', default=CHECKPOINTS_URL,
-                        help='where the checkpoints come from: a zip/tar URL or Google Drive file id, '
-                             'or a local zip/tar or folder downloaded in a browser (default: the '
-                             'original Drive link)')
-    parser.add_argument('--checkpoint_dir', default='checkpoints', help='default: checkpoints')
-    parser.add_argument('--quiet', action='store_true', help='no progress bars')
+                        help='--checkpoints: where the checkpoints come from: a zip/tar URL or Google '
+                             'Drive file id, or a local zip/tar or folder downloaded in a browser '
+                             '(default: the original Drive link)')
+    parser.add_argument('--checkpoint_dir', default='checkpoints',
+                        help='--checkpoints, --variant cpvton+: the checkpoints folder (default: checkpoints)')
+    parser.add_argument('--quiet', action='store_true',
+                        help='viton, vitonhd, --checkpoints: no progress bars')
     parser.add_argument('--variant', default='cpvton', choices=list(cp_dataset.VARIANTS),
-                        help="cpvton (default); cpvton+: print where to get CP-VTON+'s dataset and "
-                             'checkpoints (OneDrive, no direct link: nothing is downloaded) and where '
-                             'to put them; with --sample, write the sample set (it has both layouts)')
+                        help="viton only: cpvton (default); cpvton+: print where to get CP-VTON+'s "
+                             'dataset and checkpoints (OneDrive, no direct link: nothing is downloaded) '
+                             'and where to put them; with --sample, write the sample set (it has both '
+                             'layouts)')
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
+    for flag, datasets in (('url', ('viton', 'vitonhd')), ('pairs_url', ('viton',))):
+        if getattr(args, flag) is not None and args.dataset not in datasets:
+            parser.error(f'--{flag} applies to --dataset {" or ".join(datasets)} only')
+    plus = args.variant == 'cpvton+'
+    if plus and args.dataset != 'viton':
+        parser.error(f"--variant cpvton+ needs --dataset viton: CP-VTON+'s data (VITON_PLUS) exists only "
+                     f'for VITON, not for {args.dataset}')
+    args.dataroot = args.dataroot or layouts.DEFAULT_ROOTS[args.dataset]
     for flag in ('dataroot', 'checkpoint_dir'):
         if Path(getattr(args, flag)).exists() and not Path(getattr(args, flag)).is_dir():
             parser.error(f'--{flag} {getattr(args, flag)} is a file, not a folder')
-    plus = args.variant == 'cpvton+'
     try:
         if args.sample:
-            make_sample_dataset(args.dataroot, args.train, args.test, args.seed, args.force)
+            make_sample_dataset(args.dataroot, args.train, args.test, args.seed, args.force, args.dataset)
+        elif args.dataset == 'dresscode' and not args.checkpoints:
+            print(dresscode_instructions(args.dataroot))
         elif not args.checkpoints and not plus:
-            download_dataset(args.dataroot, args.url, args.pairs_url, args.force, args.quiet)
+            download_dataset(args.dataroot, args.url, args.pairs_url or PAIRS_URL, args.force, args.quiet,
+                             args.dataset)
         if plus and (args.checkpoints or not args.sample):
             print(plus_instructions(args.dataroot, args.checkpoint_dir))
         elif args.checkpoints:

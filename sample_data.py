@@ -1,13 +1,33 @@
-"""A small procedural dataset in the VITON layout, so CP-VTON runs without the real data.
+"""A small procedural dataset in the layouts CP-VTON reads, so it runs without the real data.
 
-`generate(root)` writes {train,test}/{image,image-parse,pose,cloth,cloth-mask}/ (train ids
-000000, ...; test ids 100000, ...), CP-VTON+'s image-parse-new/ (the parse with the visible neck
-as NECK_LABEL, mode L) and image-mask/ (the body, 255 on 0, mode L), the three pair lists and the
-marker .sample_dataset; the usual entry is `python data_download.py --sample`, which also guards
-existing data. A person is a flat-coloured figure on a light background, of varied proportions,
-pose and colours, wearing her product-image garment (short, long or no sleeves, solid or printed)
-warped on by a thin-plate spline. Parses hold the LIP ids as drawn. Each person draws from a numpy
-Generator seeded by (seed, id): same seed, same bytes.
+`generate(root, dataset=...)` writes one of three layouts (layouts.DATASETS), with the marker
+.sample_dataset that lists every file written (remove_sample deletes exactly those):
+
+  viton      {train,test}/{image,image-parse,pose,cloth,cloth-mask}/ at 256x192 (train ids
+             000000, ...; test ids 100000, ...), CP-VTON+'s image-parse-new/ (the parse with the
+             visible neck as NECK_LABEL, mode L) and image-mask/ (the body, 255 on 0, mode L), and
+             train_pairs.txt, test_pairs.txt (unpaired), test_pairs_same.txt (paired). The usual
+             entry is `python data_download.py --sample`, which also guards existing data.
+  vitonhd    VITON-HD's zalando-hd-resized: {train,test}/{image,cloth,cloth-mask,image-parse-v3,
+             openpose_json}/ at 768x1024, ids 00000_00 (train) and 50000_00 (test) on; parses in
+             CIHP ids (the neck and chest skin 10), poses as OpenPose 1.3 BODY_25 JSON; both pair
+             lists unpaired, as the real ones. The same persons as the VITON set of that seed,
+             enlarged 4 times (keypoints exactly). Not written, as CP-VTON reads none of them:
+             image-parse-agnostic-v3.2/, openpose_img/, image-densepose/, agnostic-v3.2/.
+  dresscode  Dress Code: {upper_body,lower_body,dresses}/images/NNNNNN_0.jpg (person) and _1.jpg
+             (product), label_maps/_4.png (ATR ids), keypoints/_2.json (COCO-18 at 384x512), at
+             768x1024; per-category train_pairs.txt, test_pairs_paired.txt, test_pairs_unpaired.txt
+             and the root lists of all three with the category index as a third column. Persons
+             are drawn whole, the face cut at about the nose as in Dress Code, and wear the
+             category's product: a top (upper_body), trousers, shorts or a skirt (lower_body, worn
+             with some top), a dress (dresses). Not written, as CP-VTON reads none of them:
+             skeletons/, dense/, and masks/ (which Dress Code does not ship either).
+
+A person is a flat-coloured figure on a light background, of varied proportions, pose and colours,
+wearing her product-image garment (short, long or no sleeves, solid or printed) warped on by a
+thin-plate spline; everything is drawn at 256x192 (the larger layouts enlarge it: images bicubic,
+parses nearest). Parses hold the LIP ids as drawn, mapped to the layout's label set. Each person
+draws from a numpy Generator seeded by (seed, id): same seed, same bytes.
 """
 import contextlib
 import io
@@ -20,6 +40,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 import cp_dataset
+import layouts
 
 HEIGHT, WIDTH = 256, 192
 CX = WIDTH / 2
@@ -28,7 +49,10 @@ TRAIN_ID0, TEST_ID0 = 0, 100000
 # A GMM trained on 64 persons generalises clearly worse than on 256; 64 test persons give the
 # mean try-on SSIM a standard error of about 0.005. A smaller split starts a larger one.
 N_TRAIN, N_TEST = 256, 64
+# Dress Code's, per category: the three categories take about 30 s of CPU time to generate.
+DRESSCODE_N_TRAIN, DRESSCODE_N_TEST = 128, 32
 MARKER = '.sample_dataset'
+DRESSCODE_STREAM = 1  # Dress Code persons draw from Generator([seed, DRESSCODE_STREAM, id])
 JPEG_OPTIONS = dict(quality=95, subsampling=0, optimize=False)
 SOFTNESS = 1.0  # sigma (pixels) of the blur that band-limits drawn images like a photo's optics
 MASK_WHITE = 250  # the original cloth masks: garment where R, G and B are all <= this
@@ -51,6 +75,11 @@ KEYPOINTS = ('nose', 'neck', 'r_shoulder', 'r_elbow', 'r_wrist', 'l_shoulder', '
 SHOULDER_HALF, TORSO_LEN, HEAD_RY = 33, 100, 20
 UPPER_ARM, FOREARM, THIGH, SHIN = 48, 44, 58, 55
 PRODUCT_TORSO = 132.0
+# How the person fills the 256x192 frame: the scale range, the neck's height and the legs' length
+# (times THIGH and SHIN). VITON crops at the shins; Dress Code shows the whole figure down to the
+# shoes, the face cut at about the nose (its legs are longer, for a full figure's proportions).
+VITON_FRAME = SimpleNamespace(scale=(0.96, 1.12), neck_y=(64, 72), legs=1.0)
+FULL_FIGURE = SimpleNamespace(scale=(0.74, 0.84), neck_y=(18, 26), legs=1.35)
 
 # How often each kind is drawn.
 SLEEVE_KINDS = {'short': 0.45, 'long': 0.25, 'none': 0.3}
@@ -74,6 +103,9 @@ def voc_palette():
     do; only a label's value counts (the project draws parses in cp_dataset.LIP_PALETTE)."""
     return [sum(((label >> (3 * bit + channel)) & 1) << (7 - bit) for bit in range(8))
             for label in range(256) for channel in range(3)]
+
+
+PARSE_PALETTE = voc_palette()
 
 
 def _pick(rng, weights):
@@ -205,10 +237,12 @@ def _draw_logo(rng, image, top, colour):
                      fill=colour)
 
 
-def _garment_measures(rng, sleeves):
+def _garment_measures(rng, sleeves, dress):
     """The drawn sizes of a garment, in product-image pixels (x half widths from the centre)."""
-    m = SimpleNamespace(sleeves=_pick(rng, SLEEVE_KINDS) if sleeves is None else sleeves)
-    m.dress = m.sleeves != 'long' and rng.random() < DRESS_P
+    kinds = SLEEVE_KINDS if not dress else {k: p / (1 - SLEEVE_KINDS['long'])
+                                            for k, p in SLEEVE_KINDS.items() if k != 'long'}
+    m = SimpleNamespace(sleeves=_pick(rng, kinds) if sleeves is None else sleeves)
+    m.dress = (m.sleeves != 'long' and rng.random() < DRESS_P) if dress is None else dress
     m.label = DRESS if m.dress else (COAT if m.sleeves == 'long' and rng.random() < COAT_P else UPPER)
     m.top = rng.uniform(26, 34)  # y of the neckline's ends, the garment's top
     m.shoulder = rng.uniform(41, 46) if m.sleeves == 'long' else rng.uniform(42, 50)
@@ -258,12 +292,13 @@ def _torso_points(outline, sleeve_ends):
     return np.array(torso)
 
 
-def random_garment(rng, sleeves=None):
+def random_garment(rng, sleeves=None, dress=None):
     """Shape, landmarks and print of a product image, in its pixels. `points` holds 'outline',
     'torso' (outline points that move with the torso), 'neckline', 'armpits', 'interior' (a grid
     inside the body part) and per sleeve side [shoulder, armpit, outer end, inner end]; `scale`
-    < 1 if the garment was shrunk to fit the frame."""
-    m = _garment_measures(rng, sleeves)
+    < 1 if the garment was shrunk to fit the frame. `dress`: True or False for a dress or a top
+    (a dress has no long sleeves), None to draw which (DRESS_P)."""
+    m = _garment_measures(rng, sleeves, dress)
     points, sides = {}, {}
     for side in (-1, 1):
         sides[side], sleeve = _garment_side(rng, m, side)
@@ -307,19 +342,24 @@ def render_cloth(garment):
     """Product image (uint8 [H, W, 3], garment on white) and its mask (bool [H, W]), the mask
     made from the image as a JPEG written with JPEG_OPTIONS reads back."""
     cloth = _soften(np.where(_fill([garment['points']['outline']])[..., None], garment['texture'], 255))
+    return cloth, cloth_mask_like_viton(_jpeg(Image.fromarray(cloth))[1])
+
+
+def _jpeg(image):
+    """(the bytes of a PIL image written as JPEG with JPEG_OPTIONS, the RGB array they read back as)."""
     buffer = io.BytesIO()
-    Image.fromarray(cloth).save(buffer, 'JPEG', **JPEG_OPTIONS)
-    return cloth, cloth_mask_like_viton(np.array(Image.open(buffer).convert('RGB')))
+    image.save(buffer, 'JPEG', **JPEG_OPTIONS)
+    return buffer.getvalue(), np.array(Image.open(buffer).convert('RGB'))
 
 
 # ---- The person ----
 
-def random_body(rng, long_sleeves=False):
-    """Keypoints and body measurements of a front-facing person (a dict)."""
-    s = rng.uniform(0.96, 1.12)  # the person's scale
+def random_body(rng, long_sleeves=False, frame=VITON_FRAME):
+    """Keypoints and body measurements of a front-facing person (a dict), placed by `frame`."""
+    s = rng.uniform(*frame.scale)  # the person's scale
     tilt = rng.uniform(-0.06, 0.06)  # lean, radians
     down, right = np.array([np.sin(tilt), np.cos(tilt)]), np.array([np.cos(tilt), -np.sin(tilt)])
-    neck = np.array([CX + rng.uniform(-8, 8), rng.uniform(64, 72)])
+    neck = np.array([CX + rng.uniform(-8, 8), rng.uniform(*frame.neck_y)])
 
     def torso(u, v):
         return neck + u * right + v * down
@@ -338,10 +378,11 @@ def random_body(rng, long_sleeves=False):
                 head_tilt=tilt + rng.uniform(-0.1, 0.1))
     body['head'] = torso(rng.uniform(-2, 2), -(9 * s + 0.92 * head_ry))
     _add_arms(rng, body, long_sleeves)
+    thigh, shin = THIGH * frame.legs * s, SHIN * frame.legs * s
     for side in (-1, 1):
-        knee = body[f'hip{side}'] + THIGH * s * _unit(rng.uniform(-0.02, 0.1), down, right, side)
+        knee = body[f'hip{side}'] + thigh * _unit(rng.uniform(-0.02, 0.1), down, right, side)
         body[f'knee{side}'] = knee
-        body[f'ankle{side}'] = knee + SHIN * s * _unit(rng.uniform(-0.06, 0.04), down, right, side)
+        body[f'ankle{side}'] = knee + shin * _unit(rng.uniform(-0.06, 0.04), down, right, side)
     return body
 
 
@@ -461,22 +502,137 @@ def _bilinear(stack, x, y):
     return top * (1 - fy) + bottom * fy
 
 
-def warp_garment(body, garment, cloth_mask):
-    """The garment as worn: (RGB float [H, W, 3], worn mask, sleeve mask) on the person. The
-    smooth spline (body pixel -> product pixel) is evaluated on a 4-px grid and interpolated;
-    the product image is then sampled bilinearly, like GMM's grid_sample."""
-    product, on_body = garment_landmarks(body, garment)
+def _wear(product, on_body, layers):
+    """Product-image layers [H, W, c] (colour, masks) as worn, float [H, W, c]: the smooth spline
+    that takes each landmark on_body[i] to product[i] (body pixel -> product pixel) is evaluated
+    on a 4-px grid and interpolated; the layers are then sampled bilinearly, like GMM's grid_sample."""
     step = 4
     ys, xs = np.mgrid[:HEIGHT + step:step, :WIDTH + step:step]
     coarse = tps_map(on_body, product, np.stack([xs.ravel(), ys.ravel()], 1)).reshape(*xs.shape, 2)
     y, x = np.mgrid[:HEIGHT, :WIDTH] / step
     source = _bilinear(coarse, x, y)
+    return _bilinear(layers.astype(float), source[..., 0], source[..., 1])
+
+
+def warp_garment(body, garment, cloth_mask):
+    """The garment as worn: (RGB float [H, W, 3], worn mask, sleeve mask) on the person."""
     points = garment['points']
     sleeves = _fill([points[f'sleeve{s}'][[0, 2, 3, 1]] for s in (-1, 1) if f'sleeve{s}' in points])
-    stack = np.dstack([garment['texture'], cloth_mask, sleeves]).astype(float)
-    sampled = _bilinear(stack, source[..., 0], source[..., 1])
+    sampled = _wear(*garment_landmarks(body, garment), np.dstack([garment['texture'], cloth_mask, sleeves]))
     worn = sampled[..., 3] >= 0.5
     return sampled[..., :3], worn, worn & (sampled[..., 4] >= 0.5)
+
+
+# ---- Trousers, shorts and skirts as products (Dress Code's lower_body) ----
+
+PANTS_HALF_WIDTHS = (13, 10.5, 9)  # of a trouser leg on the body at the hip, knee and ankle (scale 1)
+PRODUCT_LEG = 184.0  # product-image length of a trouser leg, hip line to hem
+BOTTOM_PATTERNS = {'solid': 0.4, 'stripes': 0.1, 'vstripes': 0.15, 'checks': 0.2, 'dots': 0.15}
+LEG_STEPS = np.linspace(0, 1, 4)[:, None]  # where landmarks sit along a trouser leg, top to hem
+
+
+def random_bottom(rng, kind=None):
+    """Trousers, shorts or a skirt laid flat (`kind`, or drawn from BOTTOMS): a dict with the
+    keys of random_garment's that render_cloth and _texture read, and its measures (product
+    pixels): the waist's top and half width; a skirt's length and flare (of its hem's half
+    width); trousers' hip line (y, half width), crotch height, hem (y, half width, centre offset)
+    and reach (the fraction of the leg they cover, 1 to the ankle)."""
+    kind = _pick(rng, BOTTOMS) if kind is None else kind
+    m = SimpleNamespace(kind=kind, top=rng.uniform(14, 22), waist=rng.uniform(28, 34))
+    if kind == 'skirt':
+        m.length, m.flare = rng.uniform(80, 150), rng.uniform(10, 30)
+        hem = [np.array([CX + side * (m.waist + m.flare), m.top + m.length]) for side in (1, -1)]
+        outline = [(CX - m.waist, m.top), (CX + m.waist, m.top),
+                   *_bezier(hem[0], np.array([CX, m.top + m.length + 8]), hem[1])]
+    else:
+        m.hip, m.hip_y = m.waist * rng.uniform(1.08, 1.2), m.top + rng.uniform(34, 42)
+        m.crotch_y = m.hip_y + rng.uniform(4, 10)
+        if kind == 'pants':
+            m.reach, m.hem_half, m.hem_centre = 1.0, rng.uniform(11, 17), m.hip / 2 + rng.uniform(2, 10)
+        else:  # shorts: wide legs
+            m.reach, m.hem_half, m.hem_centre = (rng.uniform(0.25, 0.4), m.hip / 2 + rng.uniform(-2, 3),
+                                                 m.hip / 2 + rng.uniform(4, 9))
+        m.hem_y = m.hip_y + m.reach * PRODUCT_LEG
+        leg = {side: [(CX + side * (m.hem_centre + m.hem_half), m.hem_y),
+                      (CX + side * (m.hem_centre - m.hem_half), m.hem_y)] for side in (-1, 1)}
+        outline = [(CX - m.waist, m.top), (CX + m.waist, m.top), (CX + m.hip, m.hip_y), *leg[1],
+                   (CX, m.crotch_y), *leg[-1][::-1], (CX - m.hip, m.hip_y)]
+    bottom = dict(kind=kind, label=SKIRT if kind == 'skirt' else PANTS, top=m.top, measures=m,
+                  points={'outline': np.array(outline)}, pattern=_pick(rng, BOTTOM_PATTERNS))
+    bottom['texture'] = _texture(rng, bottom)
+    return bottom
+
+
+def _waist_line(body):
+    """Where a bottom's waistband sits: its height down the torso, the hips' sideways sway and
+    the waistband's half width."""
+    s, torso = body['s'], body['torso']
+    sway = ((body['hip-1'] + body['hip1']) / 2 - torso(0, body['torso_len'])) @ body['right']
+    return body['torso_len'] - 14 * s, sway, body['hip_half'] + 10 * s
+
+
+def _along(line, f):
+    """Points at fractions f [n, 1] of a three-point polyline (0.5 at its middle point)."""
+    return np.where(f <= 0.5, line[0] + 2 * f * (line[1] - line[0]),
+                    line[1] + (2 * f - 1) * (line[2] - line[1]))
+
+
+def _trouser_landmarks(waist, crotch, legs):
+    """The landmarks of trousers in one order, on the product or on the body: the waistband's
+    three points (image left to right), the crotch, the point between them, and per side (legs:
+    {side: (outer edge, inner edge)} at LEG_STEPS, the inner edge starting at the crotch) the
+    edges' points and those midway between them."""
+    points = [*waist, crotch, (waist[1] + crotch) / 2]
+    for side in (-1, 1):
+        outer, inner = legs[side]
+        points += [*outer, *inner[1:], *(outer[1:] + inner[1:]) / 2]
+    return np.array(points)
+
+
+def _product_leg(m, side):
+    """(outer edge, inner edge) of a flat trouser leg at LEG_STEPS: straight, hip line to hem."""
+    top = np.array([[CX + side * m.hip, m.hip_y], [CX, m.crotch_y]])
+    hem = np.array([[CX + side * (m.hem_centre + m.hem_half), m.hem_y],
+                    [CX + side * (m.hem_centre - m.hem_half), m.hem_y]])
+    return tuple(top[i] + LEG_STEPS * (hem[i] - top[i]) for i in (0, 1))
+
+
+def _worn_leg(body, side, crotch, reach):
+    """(outer edge, inner edge) of a trouser leg as worn at LEG_STEPS * reach of the leg: along
+    hip, knee and ankle at PANTS_HALF_WIDTHS, the inner edge from the crotch."""
+    joints = np.array([body[f'{joint}{side}'] for joint in ('hip', 'knee', 'ankle')])
+    leg = joints[2] - joints[0]
+    out = side * np.array([leg[1], -leg[0]]) / np.linalg.norm(leg)  # away from the other leg
+    widths = np.array(PANTS_HALF_WIDTHS)[:, None] * body['s'] * out
+    inner = np.array([crotch, *(joints - widths)[1:]])
+    return _along(joints + widths, LEG_STEPS * reach), _along(inner, LEG_STEPS * reach)
+
+
+def bottom_landmarks(body, bottom):
+    """(product points, body points), as garment_landmarks: the waistband on the waist line (its
+    width gives the product-to-body scale of a skirt's length and flare), trouser legs along the
+    legs (shorts along the first `reach` of them)."""
+    m, torso = bottom['measures'], body['torso']
+    waist, sway, outer = _waist_line(body)
+    if m.kind == 'skirt':
+        k = outer / m.waist
+        grid = [(u, v) for v in LEG_STEPS[:, 0] for u in (-1, 0, 1)]
+        product = [(CX + u * (m.waist + v * m.flare), m.top + v * m.length) for u, v in grid]
+        on_body = [torso(sway + u * (outer + v * m.flare * k), waist + v * m.length * k) for u, v in grid]
+        return np.array(product), np.array(on_body)
+    crotch = torso(sway, body['torso_len'] + 16 * body['s'])
+    legs = {side: _product_leg(m, side) for side in (-1, 1)}
+    product = _trouser_landmarks([np.array([CX + u * m.waist, m.top]) for u in (-1, 0, 1)],
+                                 np.array([CX, m.crotch_y]), legs)
+    legs = {side: _worn_leg(body, side, crotch, m.reach) for side in (-1, 1)}
+    on_body = _trouser_landmarks([torso(sway + u * outer, waist) for u in (-1, 0, 1)], crotch, legs)
+    return product, on_body
+
+
+def warp_bottom(body, bottom, cloth_mask):
+    """The bottom as worn: (RGB float [H, W, 3], worn mask)."""
+    sampled = _wear(*bottom_landmarks(body, bottom), np.dstack([bottom['texture'], cloth_mask]))
+    return sampled[..., :3], sampled[..., 3] >= 0.5
 
 
 def _colour(rng, table, jitter=8):
@@ -499,8 +655,9 @@ class Layers:
         self.image[mask] = colour if np.ndim(colour) == 1 else colour[mask]
 
 
-def _draw_lower_body(layers, rng, body, dress, skin, bottom):
-    """Legs, shoes when the ankles are in the frame (rarely), then trousers, shorts or a skirt."""
+def _draw_lower_body(layers, rng, body, legs_only, skin, bottom):
+    """Legs, shoes when the ankles are in the frame, then (unless `legs_only`: under a dress or a
+    worn product) trousers, shorts or a skirt."""
     s, right, torso = body['s'], body['right'], body['torso']
     leg_lines = {side: [body[f'hip{side}'], body[f'knee{side}'], body[f'ankle{side}']] for side in (-1, 1)}
     for side in (-1, 1):
@@ -509,11 +666,9 @@ def _draw_lower_body(layers, rng, body, dress, skin, bottom):
         if ankle[1] < HEIGHT + 4:
             shoe = _ellipse(ankle + np.array([side * 2, 6 * s]), 8 * s, 5 * s)
             layers.paint(_fill([shoe]), SHOE[side], bottom * 0.5)
-    if dress:
+    if legs_only:
         return
-    waist = body['torso_len'] - 14 * s
-    sway = ((body['hip-1'] + body['hip1']) / 2 - torso(0, body['torso_len'])) @ right
-    outer = body['hip_half'] + 10 * s
+    waist, sway, outer = _waist_line(body)
     kind = _pick(rng, BOTTOMS)
     if kind == 'skirt':
         flare = rng.uniform(10, 20) * s
@@ -525,7 +680,7 @@ def _draw_lower_body(layers, rng, body, dress, skin, bottom):
     pelvis = [torso(sway - outer, waist), torso(sway + outer, waist), body['hip1'] + 10 * s * right,
               torso(sway, body['torso_len'] + 16 * s), body['hip-1'] - 10 * s * right]
     stop = rng.uniform(0.25, 0.4)  # shorts end this far down the thigh
-    legs = [_limb([hip, knee, ankle], np.array([13, 10.5, 9]) * s) if kind == 'pants'
+    legs = [_limb([hip, knee, ankle], np.array(PANTS_HALF_WIDTHS) * s) if kind == 'pants'
             else _limb([hip, hip + 2 * stop * (knee - hip)], np.array([13, 12]) * s)
             for hip, knee, ankle in leg_lines.values()]
     layers.paint(_fill([pelvis] + legs), PANTS, bottom)
@@ -596,9 +751,11 @@ def _draw_head(layers, rng, body, hair_style, skin, hair):
     layers.image[mouth] = (150, 72, 70)
 
 
-def render_person(rng, body, garment, cloth_mask):
+def render_person(rng, body, garment, cloth_mask, lower=None):
     """Draw the person back to front -> (image uint8 [H, W, 3], parse uint8 [H, W], CP-VTON+'s
-    parse: the same with the visible neck as NECK_LABEL)."""
+    parse: the same with the visible neck as NECK_LABEL). `lower`: (a bottom from random_bottom,
+    its product mask), worn tucked in (over the garment's hem, under the arms) instead of drawn
+    trousers, shorts or skirt."""
     layers = Layers(background=rng.uniform(234, 246) + rng.uniform(-2, 2, 3))  # light, tinted
     skin, hair, bottom = _colour(rng, SKIN), _colour(rng, HAIR_COLOURS), _colour(rng, BOTTOM_COLOURS)
     rx, ry, s, torso = body['head_rx'], body['head_ry'], body['s'], body['torso']
@@ -608,12 +765,15 @@ def render_person(rng, body, garment, cloth_mask):
         back = [on_head(body, -1.08 * rx, -0.1 * ry), torso(-1.25 * rx, length),
                 torso(1.25 * rx, length), on_head(body, 1.08 * rx, -0.1 * ry)]
         layers.paint(_fill([back]), HAIR, hair)
-    _draw_lower_body(layers, rng, body, garment['dress'], skin, bottom)
+    _draw_lower_body(layers, rng, body, garment['dress'] or lower is not None, skin, bottom)
     rgb, worn, sleeves = warp_garment(body, garment, cloth_mask)
     place = _body_frames(body, garment)
     sleeveless = garment['sleeves'] == 'none'
     _draw_torso_skin(layers, body, place(garment['points']['neckline']), sleeveless, skin)
     layers.paint(worn, garment['label'], rgb)
+    if lower is not None:
+        lower_rgb, lower_worn = warp_bottom(body, *lower)
+        layers.paint(lower_worn, lower[0]['label'], lower_rgb)
     in_front = _draw_arms(layers, body, worn, sleeves, place(garment['points']['armpits']),
                           sleeveless, skin)
     _draw_head(layers, rng, body, hair_style, skin, hair)
@@ -634,38 +794,141 @@ def make_sample(seed, person_id):
                 parse_new=parse_new.astype(np.uint8), body=parse > 0)
 
 
+def make_dresscode_sample(seed, person_id, category):
+    """One Dress Code person of `category`, the whole figure in the frame (FULL_FIGURE): dict of
+    image, parse (LIP ids), keypoints (COCO-18) and cloth, the category's product image: the top
+    (upper_body; never a dress), the trousers, shorts or skirt worn with some top (lower_body) or
+    the dress (dresses). Its own random stream, apart from the VITON persons'."""
+    rng = np.random.default_rng([seed, DRESSCODE_STREAM, person_id])
+    garment = random_garment(rng, dress=category == 'dresses')
+    cloth, cloth_mask = render_cloth(garment)
+    lower = None
+    if category == 'lower_body':
+        bottom = random_bottom(rng)
+        cloth, bottom_mask = render_cloth(bottom)
+        lower = (bottom, bottom_mask)
+    body = random_body(rng, long_sleeves=garment['sleeves'] == 'long', frame=FULL_FIGURE)
+    image, parse, _ = render_person(rng, body, garment, cloth_mask, lower)
+    return dict(image=image, parse=parse, keypoints=keypoints(body, rng), cloth=cloth)
+
+
 # ---- Writing the dataset ----
 
-def _split_ids(n_train, n_test):
-    return {'train': [TRAIN_ID0 + i for i in range(n_train)],
-            'test': [TEST_ID0 + i for i in range(n_test)]}
+# The first file number of each split, per layout. VITON-HD's persons are VITON's (VITON person
+# TEST_ID0 + i is VITON-HD file FIRST_ID['vitonhd']['test'] + i). Dress Code numbers each split's
+# categories in blocks of CATEGORY_BLOCK, in CATEGORIES order.
+FIRST_ID = {'viton': {'train': TRAIN_ID0, 'test': TEST_ID0},
+            'vitonhd': {'train': 0, 'test': 50000},
+            'dresscode': {'train': 0, 'test': 500000}}
+CATEGORY_BLOCK = 100000
+MAX_COUNTS = {'viton': (TEST_ID0 - TRAIN_ID0, 999999 - TEST_ID0),  # (train, test): the ids' digits
+              'vitonhd': (50000, 50000), 'dresscode': (CATEGORY_BLOCK, CATEGORY_BLOCK)}
+SCALE = 4  # VITON-HD's and Dress Code's 768x1024 images are the 192x256 drawings enlarged 4 times
+TORSO_SKIN = 10  # CIHP's label of the neck and chest skin (VITON-HD's parses)
+# LIP ids as drawn -> Dress Code's ATR ids (gloves and socks, never drawn, have no ATR class: 255)
+LIP_TO_ATR = np.full(256, 255, np.uint8)
+LIP_TO_ATR[[0, 1, 2, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]] = [
+    0, 1, 2, 3, 4, 7, 4, 6, 7, 17, 5, 11, 14, 15, 12, 13, 9, 10]  # a coat is upper clothes
 
 
-def _person_files(split, person_id):
-    """A person's image, parse, pose, cloth, cloth-mask, parse-new and body-mask paths, relative
-    to the root."""
-    n = f'{person_id:06d}'
-    return [f'{split}/image/{n}_0.jpg', f'{split}/image-parse/{n}_0.png',
-            f'{split}/pose/{n}_0_keypoints.json', f'{split}/cloth/{n}_1.jpg', f'{split}/cloth-mask/{n}_1.jpg',
-            *(f'{split}/{folder}/{n}_0.png' for folder in PLUS_FOLDERS)]
+def _groups(dataset, n_train, n_test):
+    """[(split, category (Dress Code) or None, file numbers)]: each split's persons, per category."""
+    categories = list(enumerate(layouts.CATEGORIES)) if dataset == 'dresscode' else [(0, None)]
+    return [(split, category, [FIRST_ID[dataset][split] + index * CATEGORY_BLOCK + i for i in range(n)])
+            for split, n in (('train', n_train), ('test', n_test)) for index, category in categories]
 
 
-def planned_files(n_train, n_test):
+def _pair_files(dataset):
+    """A layout's pair lists, relative to the root."""
+    if dataset == 'viton':
+        return ['train_pairs.txt', 'test_pairs.txt', 'test_pairs_same.txt']
+    if dataset == 'vitonhd':
+        return ['train_pairs.txt', 'test_pairs.txt']
+    lists = ['train_pairs.txt', 'test_pairs_paired.txt', 'test_pairs_unpaired.txt']
+    return lists + [f'{category}/{name}' for category in layouts.CATEGORIES for name in lists]
+
+
+def _person_files(dataset, split, category, number):
+    """A person's paths relative to the root, in the order its writer takes them."""
+    if dataset == 'viton':  # image, parse, pose, cloth, cloth-mask, parse-new, body mask
+        n = f'{number:06d}'
+        return [f'{split}/image/{n}_0.jpg', f'{split}/image-parse/{n}_0.png',
+                f'{split}/pose/{n}_0_keypoints.json', f'{split}/cloth/{n}_1.jpg',
+                f'{split}/cloth-mask/{n}_1.jpg',
+                *(f'{split}/{folder}/{n}_0.png' for folder in PLUS_FOLDERS)]
+    if dataset == 'vitonhd':
+        n = f'{number:05d}_00'
+        return [f'{split}/image/{n}.jpg', f'{split}/cloth/{n}.jpg', f'{split}/cloth-mask/{n}.jpg',
+                f'{split}/image-parse-v3/{n}.png', f'{split}/openpose_json/{n}_keypoints.json']
+    n = f'{number:06d}'  # person, garment, label map, keypoints
+    return [f'{category}/images/{n}_0.jpg', f'{category}/images/{n}_1.jpg',
+            f'{category}/label_maps/{n}_4.png', f'{category}/keypoints/{n}_2.json']
+
+
+def planned_files(n_train, n_test, dataset='viton'):
     """Every path (relative to the root) that generate() writes, the marker excluded."""
-    files = ['train_pairs.txt', 'test_pairs.txt', 'test_pairs_same.txt']
-    for split, ids in _split_ids(n_train, n_test).items():
-        for person_id in ids:
-            files += _person_files(split, person_id)
+    files = _pair_files(dataset)
+    for split, category, numbers in _groups(dataset, n_train, n_test):
+        for number in numbers:
+            files += _person_files(dataset, split, category, number)
     return files
 
 
+def _deranged(ids, rng):
+    """(id, partner) pairs, every id once on each side and never with itself (for two or more ids):
+    one cycle through a random order."""
+    order = rng.permutation(len(ids))
+    partner = np.empty(len(ids), int)
+    partner[order] = np.roll(order, -1)
+    return [(i, ids[j]) for i, j in zip(ids, partner)]
+
+
+def _pair_lists(dataset, groups, seed):
+    """{path: text} of a layout's pair lists. VITON: train and test_pairs_same pair each person
+    with her own garment, test_pairs with another's. VITON-HD: both lists with another's, as the
+    real ones (the test list the VITON sample's). Dress Code: per category train and paired test
+    lists with her own, the unpaired test list with another of the category; the root lists are
+    theirs joined, with the category's index as a third column."""
+    ids = {(split, category): numbers for split, category, numbers in groups}
+
+    def text(line, pairs):
+        return ''.join(line.format(p, c) for p, c in pairs)
+
+    def rng(*stream):
+        return np.random.default_rng([seed, *stream])
+    if dataset == 'viton':
+        line, train, test = '{:06d}_0.jpg {:06d}_1.jpg\n', ids['train', None], ids['test', None]
+        return {'train_pairs.txt': text(line, zip(train, train)),
+                'test_pairs_same.txt': text(line, zip(test, test)),
+                'test_pairs.txt': text(line, _deranged(test, rng(999999)))}
+    if dataset == 'vitonhd':
+        line = '{:05d}_00.jpg {:05d}_00.jpg\n'
+        return {'train_pairs.txt': text(line, _deranged(ids['train', None], rng(999998))),
+                'test_pairs.txt': text(line, _deranged(ids['test', None], rng(999999)))}
+    lists = {}
+    for index, category in enumerate(layouts.CATEGORIES):
+        train, test = ids['train', category], ids['test', category]
+        category_lists = {'train_pairs.txt': list(zip(train, train)),
+                          'test_pairs_paired.txt': list(zip(test, test)),
+                          'test_pairs_unpaired.txt': _deranged(test, rng(DRESSCODE_STREAM, 999999, index))}
+        for name, pairs in category_lists.items():
+            lists[f'{category}/{name}'] = text('{:06d}_0.jpg    {:06d}_1.jpg\n', pairs)
+            lists[name] = lists.get(name, '') + text('{:06d}_0.jpg\t{:06d}_1.jpg\t%d\n' % index, pairs)
+    return lists
+
+
+def _save_parse(labels, path):
+    """Label ids [H, W] as a palette PNG with the VOC colour map, as the datasets' parses are."""
+    parse = Image.fromarray(labels, mode='L').convert('P')
+    parse.putpalette(PARSE_PALETTE)
+    parse.save(path)
+
+
 def _write_person(paths, sample):
-    """Write one person's seven files to `paths` (as from _person_files)."""
+    """Write one VITON person's seven files to `paths` (as from _person_files)."""
     image, parse_path, pose_path, cloth, mask, parse_new, body = paths
     Image.fromarray(sample['image']).save(image, 'JPEG', **JPEG_OPTIONS)
-    parse = Image.fromarray(sample['parse'], mode='L').convert('P')
-    parse.putpalette(voc_palette())
-    parse.save(parse_path)
+    _save_parse(sample['parse'], parse_path)
     pose_path.write_text(json.dumps({'version': 1.0, 'people': [{
         'face_keypoints': [], 'pose_keypoints': [float(v) for v in sample['keypoints'].ravel()],
         'hand_right_keypoints': [], 'hand_left_keypoints': []}]}))
@@ -673,6 +936,85 @@ def _write_person(paths, sample):
     Image.fromarray(sample['cloth_mask'].astype(np.uint8) * 255, mode='L').save(mask, 'JPEG', **JPEG_OPTIONS)
     Image.fromarray(sample['parse_new'], mode='L').save(parse_new)
     Image.fromarray(sample['body'].astype(np.uint8) * 255, mode='L').save(body)
+
+
+def _enlarged(rgb):
+    """A drawn image at 768x1024 (bicubic)."""
+    return Image.fromarray(rgb).resize((WIDTH * SCALE, HEIGHT * SCALE), Image.Resampling.BICUBIC)
+
+
+def _enlarged_labels(labels):
+    """A parse at 768x1024 (nearest: every label pixel becomes SCALE x SCALE)."""
+    return labels.repeat(SCALE, axis=0).repeat(SCALE, axis=1)
+
+
+def body25(points):
+    """OpenPose BODY_25 [25, 3] from the drawn COCO-18 keypoints [18, 3], in pixels of the enlarged
+    image: MidHip is the hips' mean when both are found; toes and heels are put below a found
+    ankle (when in the frame); a missing point is (0, 0, 0)."""
+    out = np.zeros((25, 3))
+    out[cp_dataset.BODY25_TO_COCO18] = points * (SCALE, SCALE, 1)
+    if (out[[9, 12], 2] > 0).all():
+        out[8] = out[[9, 12]].mean(axis=0)
+    # BODY_25 ankles (11 right, 14 left) -> big toe, small toe, heel; side -1 is the image left
+    for ankle, feet, side in ((11, (22, 23, 24), -1), (14, (19, 20, 21), 1)):
+        x, y, confidence = out[ankle]
+        for index, (dx, dy) in zip(feet, ((-4 * side, 11), (6 * side, 10), (side, 4))):
+            if confidence > 0 and y + dy * SCALE < HEIGHT * SCALE - 1:
+                out[index] = x + dx * SCALE, y + dy * SCALE, confidence
+    return out
+
+
+def _write_vitonhd_person(paths, sample):
+    """Write one VITON person enlarged to VITON-HD's five files (as from _person_files): the
+    parse in CIHP ids (the visible neck and chest skin TORSO_SKIN), the pose as BODY_25 in
+    OpenPose 1.3's JSON (no face or hands found: zeros), the cloth mask made from the enlarged
+    cloth as its JPEG reads back."""
+    image, cloth, mask, parse, pose = paths
+    _enlarged(sample['image']).save(image, 'JPEG', **JPEG_OPTIONS)
+    cloth_bytes, cloth_pixels = _jpeg(_enlarged(sample['cloth']))
+    cloth.write_bytes(cloth_bytes)
+    mask_pixels = cloth_mask_like_viton(cloth_pixels).astype(np.uint8) * 255
+    Image.fromarray(mask_pixels, mode='L').save(mask, 'JPEG', **JPEG_OPTIONS)
+    labels = sample['parse_new']
+    _save_parse(_enlarged_labels(np.where(labels == cp_dataset.NECK_LABEL, TORSO_SKIN, labels)), parse)
+    pose.write_text(json.dumps({'version': 1.3, 'people': [{
+        'person_id': [-1], 'pose_keypoints_2d': [float(v) for v in body25(sample['keypoints']).ravel()],
+        'face_keypoints_2d': [0.0] * 210, 'hand_left_keypoints_2d': [0.0] * 63,
+        'hand_right_keypoints_2d': [0.0] * 63, 'pose_keypoints_3d': [], 'face_keypoints_3d': [],
+        'hand_left_keypoints_3d': [], 'hand_right_keypoints_3d': []}]}))
+
+
+def dresscode_keypoints(points):
+    """Dress Code's [[x, y, score, id]] x 18 from the drawn COCO-18 keypoints: at 384x512 (half
+    the 768x1024 image's pixels), id counting the found points, a missing one [-1, -1, 0, -1]."""
+    rows, found = [], 0
+    for x, y, confidence in points:
+        if confidence > 0:
+            rows.append([float(x) * SCALE / 2, float(y) * SCALE / 2, float(confidence), found])
+            found += 1
+        else:
+            rows.append([-1, -1, 0, -1])
+    return rows
+
+
+def _write_dresscode_person(paths, sample):
+    """Write one Dress Code person's four files (as from _person_files), the label map in ATR ids."""
+    image, cloth, label_map, points = paths
+    _enlarged(sample['image']).save(image, 'JPEG', **JPEG_OPTIONS)
+    _enlarged(sample['cloth']).save(cloth, 'JPEG', **JPEG_OPTIONS)
+    _save_parse(_enlarged_labels(LIP_TO_ATR[sample['parse']]), label_map)
+    points.write_text(json.dumps({'keypoints': dresscode_keypoints(sample['keypoints'])}))
+
+
+def _draw(dataset, seed, split, category, number):
+    """The person behind a file number."""
+    if dataset == 'dresscode':
+        return make_dresscode_sample(seed, number, category)
+    return make_sample(seed, number - FIRST_ID[dataset][split] + FIRST_ID['viton'][split])
+
+
+WRITERS = {'viton': _write_person, 'vitonhd': _write_vitonhd_person, 'dresscode': _write_dresscode_person}
 
 
 def read_marker(root):
@@ -683,57 +1025,64 @@ def read_marker(root):
         return None
 
 
-def generate(root, n_train=N_TRAIN, n_test=N_TEST, seed=0):
-    """Write a sample dataset of n_train + n_test persons into `root`, overwriting files of the
-    same names and touching nothing else. The marker lists every file: it is written first (as
-    incomplete) so an interrupted run can still be cleaned up, and completed at the end."""
-    if not 1 <= n_train <= TEST_ID0 - TRAIN_ID0:
-        raise ValueError(f'n_train must be between 1 and {TEST_ID0 - TRAIN_ID0}, got {n_train}')
-    if not 2 <= n_test <= 999999 - TEST_ID0:
-        raise ValueError(f'n_test must be at least 2 (test_pairs.txt pairs every test person '
-                         f'with another person\'s garment), got {n_test}')
-    root, files = Path(root), planned_files(n_train, n_test)
-    marker = dict(generator='sample_data.py', n_train=n_train, n_test=n_test, seed=seed,
-                  complete=False, files=files)
+def counts(dataset, n_train=None, n_test=None):
+    """(n_train, n_test) with the dataset's defaults for those left None (Dress Code: per category)."""
+    defaults = (DRESSCODE_N_TRAIN, DRESSCODE_N_TEST) if dataset == 'dresscode' else (N_TRAIN, N_TEST)
+    return (defaults[0] if n_train is None else n_train, defaults[1] if n_test is None else n_test)
+
+
+def generate(root, n_train=None, n_test=None, seed=0, dataset='viton'):
+    """Write a sample dataset in `dataset`'s layout (see the module doc) into `root`: n_train +
+    n_test persons (per category for Dress Code; by default N_TRAIN and N_TEST, for Dress Code
+    DRESSCODE_N_TRAIN and DRESSCODE_N_TEST), overwriting files of the same names and
+    touching nothing else. The marker lists every file: it is written first (as incomplete) so an
+    interrupted run can still be cleaned up, and completed at the end. VITON's marker has no
+    'dataset' key (as before the other layouts); the others' name theirs."""
+    if dataset not in layouts.DATASETS:
+        raise ValueError(f'dataset must be one of {", ".join(layouts.DATASETS)}, got {dataset!r}')
+    n_train, n_test = counts(dataset, n_train, n_test)
+    max_train, max_test = MAX_COUNTS[dataset]
+    if not 1 <= n_train <= max_train:
+        raise ValueError(f'n_train must be between 1 and {max_train}, got {n_train}')
+    if not 2 <= n_test <= max_test:
+        raise ValueError(f'n_test must be between 2 (the unpaired test list pairs every test person '
+                         f'with another person\'s garment) and {max_test}, got {n_test}')
+    root, files = Path(root), planned_files(n_train, n_test, dataset)
+    marker = dict(generator='sample_data.py', **({} if dataset == 'viton' else {'dataset': dataset}),
+                  n_train=n_train, n_test=n_test, seed=seed, complete=False, files=files)
     root.mkdir(parents=True, exist_ok=True)
     (root / MARKER).write_text(json.dumps(marker, indent=1))
-    ids = _split_ids(n_train, n_test)
-    for split, split_ids in ids.items():
-        for sub in cp_dataset.INPUT_FOLDERS + PLUS_FOLDERS:
-            (root / split / sub).mkdir(parents=True, exist_ok=True)
-        for person_id in split_ids:
-            paths = [root / name for name in _person_files(split, person_id)]
-            _write_person(paths, make_sample(seed, person_id))
-
-    def write_pairs(name, pairs):
-        (root / name).write_text(''.join(f'{p:06d}_0.jpg {c:06d}_1.jpg\n' for p, c in pairs))
-    write_pairs('train_pairs.txt', [(i, i) for i in ids['train']])
-    write_pairs('test_pairs_same.txt', [(i, i) for i in ids['test']])
-    order = np.random.default_rng([seed, 999999]).permutation(n_test)
-    partner = np.empty(n_test, int)
-    partner[order] = np.roll(order, -1)  # a derangement: one cycle through a random order
-    write_pairs('test_pairs.txt', [(i, ids['test'][j]) for i, j in zip(ids['test'], partner)])
+    for folder in sorted({(root / name).parent for name in files}):
+        folder.mkdir(parents=True, exist_ok=True)
+    groups = _groups(dataset, n_train, n_test)
+    for split, category, numbers in groups:
+        for number in numbers:
+            paths = [root / name for name in _person_files(dataset, split, category, number)]
+            WRITERS[dataset](paths, _draw(dataset, seed, split, category, number))
+    for name, text in _pair_lists(dataset, groups, seed).items():
+        (root / name).write_text(text)
     marker['complete'] = True
     (root / MARKER).write_text(json.dumps(marker, indent=1))
 
 
 def remove_sample(root):
-    """Delete what a previous generate() wrote in `root` (per its marker), nothing else; folders
-    only when that leaves them empty. Returns the number of files removed."""
+    """Delete what a previous generate() wrote in `root` (per its marker), nothing else; the
+    folders of those files only when that leaves them empty. Returns the number of files removed."""
     root, marker = Path(root), read_marker(root)
     if marker is None:
         return 0
-    removed = 0
+    removed, folders = 0, set()
     for name in marker.get('files', []):
+        if '..' in Path(name).parts or Path(name).is_absolute():  # a marker can be edited
+            continue
         path = root / name
-        inside = '..' not in Path(name).parts and not Path(name).is_absolute()  # a marker can be edited
-        if inside and path.is_file() and not path.is_symlink():
+        folders.update(Path(name).parents)
+        if path.is_file() and not path.is_symlink():
             path.unlink()
             removed += 1
-    for split in cp_dataset.SPLITS:
-        for folder in [root / split / sub for sub in cp_dataset.INPUT_FOLDERS + PLUS_FOLDERS] + [root / split]:
-            with contextlib.suppress(OSError):  # not empty
-                folder.rmdir()
+    for folder in sorted(folders - {Path('.')}, key=lambda f: len(f.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty (or not there)
+            (root / folder).rmdir()
     (root / MARKER).unlink()
     return removed
 

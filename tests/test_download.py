@@ -1,5 +1,6 @@
-"""data_download.py against a loopback HTTP server: layout and pairs, unsafe and damaged
-archives, being offline, resuming, the sample set's guards, and the checkpoints."""
+"""data_download.py against a loopback HTTP server: VITON's and VITON-HD's layout and pairs, unsafe
+and damaged archives, being offline, resuming, data in the way, the sample set in each layout and
+its guards, the Dress Code instructions, options of another dataset refused, and the checkpoints."""
 import argparse
 import http.server
 import io
@@ -13,6 +14,7 @@ import pytest
 
 import cp_dataset
 import data_download
+import layouts
 import sample_data
 
 
@@ -395,3 +397,268 @@ def test_cpvton_plus_sample_has_both_layouts(tmp_path, capsys):
     for variant in cp_dataset.VARIANTS:
         assert cp_dataset.check_dataset(dataroot=str(root), datamode='train', data_list='train_pairs.txt',
                                         variant=variant) == []
+
+
+# ----------------------------------------------------------------------------------------
+# VITON-HD: its zip from a loopback server; Dress Code: instructions only
+
+HD_IDS = {'train': ('00000_00', '00001_00'), 'test': ('00002_00', '00003_00', '00004_00')}
+HD_TRAIN_PAIRS = b'00000_00.jpg 00001_00.jpg\n00001_00.jpg 00000_00.jpg\n'
+HD_TEST_PAIRS = b'00002_00.jpg 00004_00.jpg\n00004_00.jpg 00002_00.jpg\n'
+HD_ROOT_NAMES = ['notes.txt', 'test', 'test_pairs.txt', 'test_pairs_same.txt', 'train', 'train_pairs.txt']
+
+
+def _vitonhd_files(old_names=False):
+    """{path: bytes} of a tiny VITON-HD; test person 00003_00 has no garment of her name, and the
+    garment 00099_00 no person."""
+    parse, pose = ('image-parse', 'openpose-json') if old_names else ('image-parse-v3', 'openpose_json')
+    files = {'train_pairs.txt': HD_TRAIN_PAIRS, 'test_pairs.txt': HD_TEST_PAIRS,
+             'test/cloth/00099_00.jpg': b'jpg', 'test/cloth-mask/00099_00.jpg': b'jpg'}
+    for split, ids in HD_IDS.items():
+        for n in ids:
+            files.update({f'{split}/image/{n}.jpg': b'jpg', f'{split}/{parse}/{n}.png': b'png',
+                          f'{split}/{pose}/{n}_keypoints.json': b'{}'})
+            if n != '00003_00':
+                files.update({f'{split}/cloth/{n}.jpg': b'jpg', f'{split}/cloth-mask/{n}.jpg': b'jpg'})
+    return files
+
+
+def _zip(files, top=''):
+    """A zip of {path: bytes}, each path under `top`/ if given."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w') as zf:
+        for name, data in files.items():
+            zf.writestr(f'{top}/{name}' if top else name, data)
+    return buffer.getvalue()
+
+
+def _hd_args(root, base, *extra):
+    return ['--dataset', 'vitonhd', '--dataroot', str(root), '--url', f'{base}/hd.zip', '--quiet', *extra]
+
+
+@pytest.mark.parametrize('top, old_names', [('zalando-hd-resized', False), ('', True)],
+                         ids=['top-folder-new-names', 'no-top-folder-old-names'])
+def test_vitonhd_download_lays_out_the_zip(tmp_path, serve, capsys, monkeypatch, top, old_names):
+    files = _vitonhd_files(old_names)
+    base, server = serve({'/hd.zip': _zip(files, top)})
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / 'data' / 'zalando-hd-resized'  # the default --dataroot
+    root.mkdir(parents=True)
+    (root / 'notes.txt').write_text('mine')
+    assert data_download.main(['--dataset', 'vitonhd', '--url', f'{base}/hd.zip', '--quiet']) == 0
+    assert sorted(p.name for p in root.iterdir()) == HD_ROOT_NAMES  # no zip, no temporary folder
+    assert sorted(str(p.relative_to(root)) for p in root.rglob('*') if p.is_file()) == sorted(
+        ['notes.txt', 'test_pairs_same.txt', *files])
+    assert (root / 'train_pairs.txt').read_bytes() == HD_TRAIN_PAIRS
+    assert (root / 'test_pairs.txt').read_bytes() == HD_TEST_PAIRS
+    assert (root / 'test_pairs_same.txt').read_text() == '00002_00.jpg 00002_00.jpg\n00004_00.jpg 00004_00.jpg\n'
+    # a second run finds everything in place and needs no network
+    server.files = {}
+    (root / 'test_pairs_same.txt').unlink()
+    capsys.readouterr()
+    assert data_download.main(['--dataset', 'vitonhd', '--url', f'{base}/hd.zip', '--quiet']) == 0
+    assert 'VITON-HD is already in place' in capsys.readouterr().out
+    assert (root / 'test_pairs_same.txt').read_text() == '00002_00.jpg 00002_00.jpg\n00004_00.jpg 00004_00.jpg\n'
+
+
+def test_vitonhd_interrupted_download_resumes(tmp_path, serve):
+    archive = _zip(_vitonhd_files(), 'zalando-hd-resized')
+    base, server = serve({'/hd.zip': archive})
+    root = _user_root(tmp_path)
+    (root / 'zalando-hd-resized.zipabcd1234.part').write_bytes(archive[:len(archive) // 3])
+    assert data_download.main(_hd_args(root, base)) == 0
+    assert server.range_requests == [f'bytes={len(archive) // 3}-']
+    assert sorted(p.name for p in root.iterdir()) == HD_ROOT_NAMES
+    assert (root / 'test' / 'image' / '00004_00.jpg').read_bytes() == b'jpg'
+
+
+@pytest.mark.parametrize('case', ['unsafe', 'missing_folders', 'no_pairs', 'damaged'])
+def test_vitonhd_bad_zip_leaves_data_as_it_was(tmp_path, serve, capsys, case):
+    files = _vitonhd_files()
+    if case == 'missing_folders':
+        files = {k: v for k, v in files.items() if not k.startswith(('test/openpose_json/', 'train/cloth-mask/'))}
+    if case == 'no_pairs':
+        del files['train_pairs.txt']
+    archive = _zip(files, 'zalando-hd-resized')
+    if case == 'unsafe':
+        archive = _zip({**files, '../escaped.txt': b'evil'})
+    if case == 'damaged':
+        archive = archive[:len(archive) // 2]
+    base, _ = serve({'/hd.zip': archive})
+    root = _user_root(tmp_path)
+    assert data_download.main(_hd_args(root, base)) == 1
+    error = capsys.readouterr().err
+    expected = {'unsafe': "refusing archive member '../escaped.txt'",
+                'missing_folders': 'not in the VITON-HD layout: it lacks zalando-hd-resized/train/cloth-mask/, '
+                                   'zalando-hd-resized/test/openpose_json/ (or openpose-json/)',
+                'no_pairs': 'no folder with train_pairs.txt, test_pairs.txt, train/ and test/',
+                'damaged': 'damaged or incomplete'}[case]
+    assert expected in error and 'deleted the download' in error
+    assert _listing(tmp_path) == ['data', 'data/notes.txt']  # nothing outside, nothing half-done
+
+
+def test_vitonhd_offline_fails_fast_and_points_to_its_sample(tmp_path, capsys):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    root = _user_root(tmp_path)
+    start = time.monotonic()
+    assert data_download.main(_hd_args(root, f'http://127.0.0.1:{port}')) == 1
+    assert time.monotonic() - start < 10
+    error = capsys.readouterr().err
+    assert 'Could not download the VITON-HD dataset (zalando-hd-resized.zip)' in error
+    assert f'save it as {root / "zalando-hd-resized.zip"}' in error
+    assert 'python data_download.py --sample --dataset vitonhd' in error
+    assert _listing(root) == ['notes.txt']
+
+
+def test_vitonhd_data_in_the_way_is_refused_unless_forced(tmp_path, serve, capsys):
+    base, server = serve({})  # refused before anything is asked of the server
+    root = _user_root(tmp_path)
+    (root / 'train').mkdir()
+    (root / 'train' / 'mine.jpg').write_bytes(b'x')
+    (root / 'test_pairs.txt').write_text('mine.jpg mine.jpg\n')
+    assert data_download.main(_hd_args(root, base)) == 1
+    error = capsys.readouterr().err
+    assert (f'{root / "train"}, {root / "test_pairs.txt"} already exist but are not a complete '
+            'VITON-HD download') in error
+    assert _listing(root) == ['notes.txt', 'test_pairs.txt', 'train', 'train/mine.jpg']
+    server.files = {'/hd.zip': _zip(_vitonhd_files(), 'zalando-hd-resized')}
+    assert data_download.main(_hd_args(root, base, '--force')) == 0
+    assert (root / 'train.old' / 'mine.jpg').read_bytes() == b'x'
+    assert (root / 'test_pairs.txt.old').read_text() == 'mine.jpg mine.jpg\n'
+    assert (root / 'test_pairs.txt').read_bytes() == HD_TEST_PAIRS
+    assert sorted(p.name for p in root.iterdir()) == sorted(HD_ROOT_NAMES + ['test_pairs.txt.old', 'train.old'])
+
+
+def test_dresscode_prints_how_to_request_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert data_download.main(['--dataset', 'dresscode']) == 0
+    out = capsys.readouterr().out
+    for text in ('https://forms.gle/72Bpeh48P7zQimin7', 'https://github.com/aimagelab/dress-code',
+                 'institutional e-mail', 'signed by hand', 'weekly',
+                 'data/DressCode/{train_pairs.txt,test_pairs_paired.txt,test_pairs_unpaired.txt}',
+                 'data/DressCode/{upper_body,lower_body,dresses}/images/',
+                 'data/DressCode/{upper_body,lower_body,dresses}/keypoints/',
+                 'data/DressCode/{upper_body,lower_body,dresses}/label_maps/',
+                 'dresscode_masks.zip', 'data/DressCode/<category>/masks/NNNNNN_1.png',
+                 'data/DressCode/<category>/cloth-mask/',
+                 'python cp_dataset.py --check --dataset dresscode --category upper_body --datamode train '
+                 '--data_list train_pairs.txt'):
+        assert text in out, text
+    assert list(tmp_path.iterdir()) == []  # nothing written, nothing downloaded
+    assert data_download.main(['--dataset', 'dresscode', '--dataroot', 'dc']) == 0
+    assert 'python cp_dataset.py --check --dataset dresscode --dataroot dc --category' in capsys.readouterr().out
+
+
+PLUS_REFUSED = "CP-VTON+'s data (VITON_PLUS) exists only for VITON"
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--dataset', 'vitonhd', '--variant', 'cpvton+'], PLUS_REFUSED),
+    (['--dataset', 'dresscode', '--variant', 'cpvton+', '--sample'], PLUS_REFUSED),
+    (['--dataset', 'dresscode', '--url', 'http://127.0.0.1:1/x.zip'], '--url applies to --dataset viton or vitonhd'),
+    (['--dataset', 'vitonhd', '--pairs_url', 'http://127.0.0.1:1/p.txt'], '--pairs_url applies to --dataset viton'),
+])
+def test_options_of_another_dataset_are_refused(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        data_download.main(args)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_option_says_which_datasets_it_applies_to():
+    scopes = ('all datasets', 'any --dataset', 'viton', '--sample, all datasets', '--checkpoints')
+    options = [a for a in data_download.build_parser()._actions if a.dest != 'help']
+    assert len(options) == 14
+    for action in options:
+        assert action.help.startswith(scopes), action.option_strings
+
+
+def test_vitonhd_extra_content_in_the_way_keeps_the_download(tmp_path, serve, capsys):
+    base, server = serve({'/hd.zip': _zip({**_vitonhd_files(), 'README.txt': b'theirs'}, 'zalando-hd-resized')})
+    root = _user_root(tmp_path)
+    (root / 'README.txt').write_text('mine')  # known only once the zip is open
+    assert data_download.main(_hd_args(root, base)) == 1
+    error = capsys.readouterr().err
+    assert 'README.txt already exist but are not a complete VITON-HD download' in error
+    assert f'The download is kept as {root / "zalando-hd-resized.zip"} for the next run' in error
+    assert _listing(root) == ['README.txt', 'notes.txt', 'zalando-hd-resized.zip']
+    server.files = {}  # the kept zip is used
+    assert data_download.main(_hd_args(root, base, '--force')) == 0
+    assert (root / 'README.txt.old').read_text() == 'mine' and (root / 'README.txt').read_text() == 'theirs'
+    assert 'kept' in capsys.readouterr().out and (root / 'zalando-hd-resized.zip').exists()
+
+
+def _check(root, dataset, data_list, category=None):
+    return cp_dataset.check_dataset(dataroot=str(root), datamode='train' if 'train' in data_list else 'test',
+                                    data_list=data_list, dataset=dataset, category=category)
+
+
+def test_sample_in_the_vitonhd_layout(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / 'data' / 'zalando-hd-resized'  # the default --dataroot
+    args = ['--sample', '--dataset', 'vitonhd', '--train', '4', '--test', '2']
+    assert data_download.main(args) == 0
+    assert sorted(p.name for p in root.iterdir()) == [
+        '.sample_dataset', 'test', 'test_pairs.txt', 'test_pairs_same.txt', 'train', 'train_pairs.txt']
+    assert (root / 'test_pairs_same.txt').read_text() == '50000_00.jpg 50000_00.jpg\n50001_00.jpg 50001_00.jpg\n'
+    for data_list in ('train_pairs.txt', 'test_pairs.txt', 'test_pairs_same.txt'):
+        assert _check(root, 'vitonhd', data_list) == [], data_list
+    capsys.readouterr()
+    assert data_download.main(args) == 0
+    assert 'already' in capsys.readouterr().out
+    # another size replaces the set, its test_pairs_same.txt too
+    assert data_download.main(['--sample', '--dataset', 'vitonhd', '--train', '2', '--test', '3']) == 0
+    assert cp_dataset.read_pairs(root / 'test_pairs_same.txt') == [(f'5000{i}_00.jpg',) * 2 for i in range(3)]
+    assert not (root / 'train' / 'image' / '00003_00.jpg').exists()
+    assert not list(root.glob('*.old'))
+
+
+def test_sample_in_the_dresscode_layout(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / 'data' / 'DressCode'  # the default --dataroot
+    assert data_download.main(['--sample', '--dataset', 'dresscode', '--train', '4', '--test', '2']) == 0
+    assert sorted(p.name for p in root.iterdir()) == sorted(['.sample_dataset', *layouts.CATEGORIES,
+                                                             *data_download.DRESSCODE_PAIRS])
+    for category in layouts.CATEGORIES:
+        for data_list in ('train_pairs.txt', 'test_pairs_paired.txt', 'test_pairs_unpaired.txt'):
+            assert _check(root, 'dresscode', data_list, category) == [], (category, data_list)
+
+
+@pytest.mark.parametrize('dataset, mine', [('vitonhd', 'train'), ('vitonhd', 'test_pairs_same.txt'),
+                                           ('dresscode', 'upper_body'), ('dresscode', 'train_pairs.txt')])
+def test_sample_refuses_to_overwrite_real_data_of_other_layouts(tmp_path, capsys, dataset, mine):
+    root = _user_root(tmp_path)
+    (root / mine).write_text('mine') if mine.endswith('.txt') else (root / mine).mkdir()
+    args = ['--sample', '--dataset', dataset, '--dataroot', str(root), '--train', '2', '--test', '2']
+    assert data_download.main(args) == 1
+    error = capsys.readouterr().err
+    assert f'already holds a dataset ({mine})' in error and '--force' in error
+    assert _listing(root) == sorted(['notes.txt', mine])
+    assert data_download.main(args + ['--force']) == 0
+    assert (root / f'{mine}.old').exists() and (root / mine).exists()
+
+
+def test_vitonhd_download_replaces_a_vitonhd_sample(tmp_path, serve, capsys):
+    base, _ = serve({'/hd.zip': _zip(_vitonhd_files(), 'zalando-hd-resized')})
+    root = _user_root(tmp_path)
+    assert data_download.main(['--sample', '--dataset', 'vitonhd', '--dataroot', str(root),
+                               '--train', '2', '--test', '2']) == 0
+    assert data_download.main(_hd_args(root, base)) == 0
+    assert 'removed the sample dataset' in capsys.readouterr().out
+    assert sorted(p.name for p in root.iterdir()) == HD_ROOT_NAMES
+    assert not (root / 'test' / 'image' / '50000_00.jpg').exists()
+    assert (root / 'test_pairs_same.txt').read_text() == '00002_00.jpg 00002_00.jpg\n00004_00.jpg 00004_00.jpg\n'
+
+
+def test_sample_of_another_layout_is_replaced(tmp_path, capsys):
+    root = tmp_path / 'data'
+    args = ['--sample', '--dataroot', str(root), '--train', '2', '--test', '2']
+    assert data_download.main(args) == 0
+    assert data_download.main(args + ['--dataset', 'vitonhd']) == 0  # same counts, another layout
+    assert 'removed the previous sample dataset' in capsys.readouterr().out
+    assert (root / 'test' / 'image' / '50000_00.jpg').exists()
+    assert not (root / 'test' / 'image' / '100000_0.jpg').exists() and not (root / 'test' / 'pose').exists()

@@ -213,3 +213,259 @@ def test_preview_picture(tmp_path):
             colour = np.median(tile[inside], axis=0)
             assert np.abs(colour - cp_dataset.LIP_PALETTE[label]).max() < 24, (label, colour)
     assert (tile[ndimage.binary_erosion(parse == 0, iterations=2)] == 255).all()
+
+
+# ---- VITON-HD and Dress Code layouts ----
+
+HD_FOLDERS = {'image': '.jpg', 'cloth': '.jpg', 'cloth-mask': '.jpg', 'image-parse-v3': '.png',
+              'openpose_json': '_keypoints.json'}
+HD_IDS = {'train': ['00000_00', '00001_00', '00002_00', '00003_00'], 'test': ['50000_00', '50001_00']}
+DC_FILES = {'images': ('_0.jpg', '_1.jpg'), 'label_maps': ('_4.png',), 'keypoints': ('_2.json',)}
+DC_LISTS = ('train_pairs.txt', 'test_pairs_paired.txt', 'test_pairs_unpaired.txt')
+CATEGORIES = ('upper_body', 'lower_body', 'dresses')
+
+
+@pytest.fixture(scope='module')
+def hd_root(tmp_path_factory):
+    """VITON-HD with the same seed and counts as the VITON sample_root: the same persons."""
+    root = tmp_path_factory.mktemp('vitonhd')
+    sample_data.generate(root, n_train=4, n_test=2, seed=0, dataset='vitonhd')
+    return root
+
+
+@pytest.fixture(scope='module')
+def dc_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp('dresscode')
+    sample_data.generate(root, n_train=4, n_test=2, seed=0, dataset='dresscode')
+    return root
+
+
+def _files(root):
+    return {str(p.relative_to(root)) for p in root.rglob('*') if p.is_file()} - {sample_data.MARKER}
+
+
+def _hd_persons(root):
+    """(split, VITON-HD id, VITON id, image, parse, pose JSON, cloth, cloth mask) per person."""
+    for split, ids in HD_IDS.items():
+        for index, name in enumerate(ids):
+            folder = root / split
+            yield (split, name, f'{(0 if split == "train" else 100000) + index:06d}',
+                   np.array(Image.open(folder / 'image' / f'{name}.jpg')),
+                   np.array(Image.open(folder / 'image-parse-v3' / f'{name}.png')),
+                   json.loads((folder / 'openpose_json' / f'{name}_keypoints.json').read_text()),
+                   np.array(Image.open(folder / 'cloth' / f'{name}.jpg')),
+                   np.array(Image.open(folder / 'cloth-mask' / f'{name}.jpg')))
+
+
+def _dc_persons(root):
+    """(category, NNNNNN, person, garment, label map, keypoints [18, 4]) per person."""
+    for category in CATEGORIES:
+        for path in sorted((root / category / 'images').glob('*_0.jpg')):
+            n, folder = path.stem[:-2], root / category
+            points = json.loads((folder / 'keypoints' / f'{n}_2.json').read_text())['keypoints']
+            yield (category, n, np.array(Image.open(path)),
+                   np.array(Image.open(folder / 'images' / f'{n}_1.jpg')),
+                   np.array(Image.open(folder / 'label_maps' / f'{n}_4.png')), np.array(points, float))
+
+
+def test_vitonhd_files(hd_root):
+    expected = {'train_pairs.txt', 'test_pairs.txt'} | {
+        f'{split}/{folder}/{name}{suffix}' for split, names in HD_IDS.items() for name in names
+        for folder, suffix in HD_FOLDERS.items()}
+    assert _files(hd_root) == expected
+    marker = sample_data.read_marker(hd_root)
+    assert marker['complete'] and marker['dataset'] == 'vitonhd' and set(marker['files']) == expected
+    folder = hd_root / 'train'
+    for sub, mode in (('image', 'RGB'), ('cloth', 'RGB'), ('cloth-mask', 'L')):
+        with Image.open(folder / sub / '00000_00.jpg') as image:
+            assert (image.format, image.mode, image.size) == ('JPEG', mode, (768, 1024)), sub
+    with Image.open(folder / 'image-parse-v3' / '00000_00.png') as parse:
+        assert (parse.format, parse.mode, parse.size) == ('PNG', 'P', (768, 1024))
+        assert len(parse.getpalette()) == 3 * 256
+
+
+def test_vitonhd_persons_are_the_viton_persons_enlarged(hd_root, sample_root):
+    """CIHP ids, the visible neck as torso-skin (10); keypoints exactly 4 times VITON's."""
+    for split, name, viton_id, image, parse, pose, cloth, mask in _hd_persons(hd_root):
+        folder = sample_root / split
+        viton_parse = np.array(Image.open(folder / 'image-parse' / f'{viton_id}_0.png'))
+        neck = np.array(Image.open(folder / 'image-parse-new' / f'{viton_id}_0.png')) == cp_dataset.NECK_LABEL
+        assert parse.max() <= 19 and (parse == 10).sum() >= 16 * 100, name
+        assert (parse[::4, ::4] == np.where(neck, 10, viton_parse)).all(), name
+        blocks = parse.reshape(256, 4, 192, 4)
+        assert (blocks == blocks[:, :1, :, :1]).all(), name  # enlarged nearest: 4x4 blocks
+        viton_image = np.array(Image.open(folder / 'image' / f'{viton_id}_0.jpg')).astype(float)
+        small = np.array(Image.fromarray(image).resize((192, 256), Image.Resampling.BILINEAR)).astype(float)
+        assert np.abs(small - viton_image).mean() < 4, name
+        viton_pose = json.loads((folder / 'pose' / f'{viton_id}_0_keypoints.json').read_text())
+        coco = np.reshape(viton_pose['people'][0]['pose_keypoints'], (18, 3))
+        body25 = np.reshape(pose['people'][0]['pose_keypoints_2d'], (25, 3))
+        assert (body25[cp_dataset.BODY25_TO_COCO18] / (4, 4, 1) == coco).all(), name
+        hips = body25[[9, 12]]
+        if (hips[:, 2] > 0).all():
+            assert np.allclose(body25[8], hips.mean(axis=0)), name
+        missing = body25[:, 2] == 0
+        assert (body25[missing] == 0).all() and missing.sum() < 25 - 14, name
+        person = ndimage.binary_dilation(parse > 0, iterations=8)
+        for x, y, _ in body25[~missing]:  # every found point (feet included) on the person
+            assert person[int(y), int(x)], (name, x, y)
+
+
+def test_vitonhd_openpose_json(hd_root):
+    for *_, pose, cloth, mask in _hd_persons(hd_root):
+        assert pose['version'] == 1.3 and len(pose['people']) == 1
+        person = pose['people'][0]
+        lengths = {key: len(value) for key, value in person.items()}
+        assert lengths == {'person_id': 1, 'pose_keypoints_2d': 75, 'face_keypoints_2d': 210,
+                           'hand_left_keypoints_2d': 63, 'hand_right_keypoints_2d': 63,
+                           'pose_keypoints_3d': 0, 'face_keypoints_3d': 0,
+                           'hand_left_keypoints_3d': 0, 'hand_right_keypoints_3d': 0}
+        assert person['person_id'] == [-1]
+        assert all(isinstance(v, float) for v in person['pose_keypoints_2d'])
+        points = np.reshape(person['pose_keypoints_2d'], (25, 3))
+        assert (points[:, 0] < 768).all() and (points[:, 1] < 1024).all()
+        assert points[2, 0] < points[1, 0] < points[5, 0]  # right shoulder on the image left
+
+
+def test_vitonhd_cloth_masks(hd_root):
+    for split, name, viton_id, image, parse, pose, cloth, mask in _hd_persons(hd_root):
+        garment = mask >= 128
+        assert ((mask < 16) | (mask > 240)).mean() > 0.99, name  # 0/255 (JPEG aside)
+        assert (sample_data.cloth_mask_like_viton(cloth) == garment).mean() > 0.995, name
+        assert 0.1 < garment.mean() < 0.7, name
+        assert (cloth[~ndimage.binary_dilation(garment, iterations=8)] > 230).all(), name  # on white
+
+
+def test_vitonhd_pairs(hd_root):
+    ids = {}
+    for split, name in (('train', 'train_pairs.txt'), ('test', 'test_pairs.txt')):
+        lines = (hd_root / name).read_text().splitlines()
+        pairs = [line.split(' ') for line in lines]
+        assert all(len(pair) == 2 for pair in pairs), name  # one space
+        assert [p for p, _ in pairs] == [f'{n}.jpg' for n in HD_IDS[split]]
+        assert sorted(c for _, c in pairs) == [p for p, _ in pairs]  # each garment once
+        assert all(p != c for p, c in pairs), name  # unpaired, as the real lists
+        assert all((hd_root / split / 'cloth' / c).is_file() for _, c in pairs)
+        ids[split] = {p for p, _ in pairs}
+    assert not ids['train'] & ids['test']
+
+
+def test_dresscode_files(dc_root):
+    found = _files(dc_root)
+    numbers = {}
+    for index, category in enumerate(CATEGORIES):
+        names = sorted(p.name for p in (dc_root / category / 'images').glob('*_0.jpg'))
+        numbers[category] = [name[:6] for name in names]
+        assert len(names) == 6 and all(len(name) == 12 and name[:6].isdigit() for name in names), names
+        for n in numbers[category]:
+            for folder, suffixes in DC_FILES.items():
+                assert all(f'{category}/{folder}/{n}{suffix}' in found for suffix in suffixes), (category, n)
+        assert sorted(p.name for p in (dc_root / category).iterdir()) == sorted([*DC_LISTS, *DC_FILES])
+    assert len({n for ns in numbers.values() for n in ns}) == 18  # distinct across categories
+    assert found == set(DC_LISTS) | {f'{c}/{name}' for c in CATEGORIES for name in DC_LISTS} | {
+        f'{c}/{folder}/{n}{suffix}' for c in CATEGORIES for n in numbers[c]
+        for folder, suffixes in DC_FILES.items() for suffix in suffixes}
+    marker = sample_data.read_marker(dc_root)
+    assert marker['complete'] and marker['dataset'] == 'dresscode' and set(marker['files']) == found
+    n = numbers['dresses'][0]
+    for name in (f'{n}_0.jpg', f'{n}_1.jpg'):
+        with Image.open(dc_root / 'dresses' / 'images' / name) as image:
+            assert (image.format, image.mode, image.size) == ('JPEG', 'RGB', (768, 1024))
+    with Image.open(dc_root / 'dresses' / 'label_maps' / f'{n}_4.png') as label_map:
+        assert (label_map.format, label_map.mode, label_map.size) == ('PNG', 'P', (768, 1024))
+
+
+def test_dresscode_keypoints(dc_root):
+    for category, n, image, cloth, labels, points in _dc_persons(dc_root):
+        assert points.shape == (18, 4), n
+        found = points[:, 2] > 0
+        assert (points[~found] == [-1, -1, 0, -1]).all(), n
+        assert (points[found, 3] == np.arange(found.sum())).all(), n  # a running detection id
+        assert found[[1, 2, 5, 8, 11, 9, 12]].all(), n  # neck, shoulders, hips, knees
+        assert (points[found, 0] < 384).all() and (points[found, 1] < 512).all(), n
+        body = ndimage.binary_dilation(labels > 0, iterations=4)
+        for index in np.flatnonzero(found):  # at 384x512: twice is a pixel of the person
+            x, y = points[index, :2] * 2
+            assert body[int(y), int(x)], (n, sample_data.KEYPOINTS[index])
+        for index, labels_there in ((2, (4, 7, 14, 15)), (9, (5, 6, 7, 12, 13)), (13, (6, 9, 10, 12, 13))):
+            if found[index]:  # right shoulder, knee and ankle on the garment or limb there
+                x, y = (points[index, :2] * 2).astype(int)
+                assert set(np.unique(labels[y - 6:y + 7, x - 6:x + 7])) & set(labels_there), (n, index)
+        assert points[2, 0] < points[1, 0] < points[5, 0], n
+
+
+def test_dresscode_wears_the_product(dc_root):
+    """Each category's garment label is in its persons' maps, coloured like the product image."""
+    garment_labels = {'upper_body': (4,), 'lower_body': (5, 6), 'dresses': (7,)}
+    for category, n, image, cloth, labels, points in _dc_persons(dc_root):
+        assert labels.max() <= 17, n
+        assert {0, 2, 11, 14, 15, 9, 10} <= set(np.unique(labels)), n  # shoes: the whole figure
+        worn = np.isin(labels, garment_labels[category])
+        assert worn.mean() > 0.02, (category, n)
+        if category == 'lower_body':
+            assert (labels == 4).any(), n  # with some top
+        if category == 'dresses':
+            assert not np.isin(labels, (4, 5, 6)).any(), n
+        product = sample_data.cloth_mask_like_viton(cloth)
+        assert 0.05 < product.mean() < 0.7, n
+        assert (cloth[~ndimage.binary_dilation(product, iterations=8)] > 230).all(), n  # on white
+        inside = ndimage.binary_erosion(worn, iterations=4)
+        product_inside = ndimage.binary_erosion(product, iterations=4)
+        difference = np.abs(image[inside].mean(0) - cloth[product_inside].mean(0))
+        assert difference.max() < 25, (n, difference)
+
+
+def test_dresscode_pairs(dc_root):
+    roots = {name: [] for name in DC_LISTS}
+    ids = {'train': set(), 'test': set()}
+    for index, category in enumerate(CATEGORIES):
+        lists = {}
+        for name in DC_LISTS:
+            lines = (dc_root / category / name).read_text().splitlines()
+            lists[name] = [line.split('    ') for line in lines]
+            assert all(len(pair) == 2 and '\t' not in line for pair, line in zip(lists[name], lines)), name
+            roots[name] += [f'{p}\t{c}\t{index}' for p, c in lists[name]]
+            assert all((dc_root / category / 'images' / c).is_file() for _, c in lists[name])
+        for name in ('train_pairs.txt', 'test_pairs_paired.txt'):
+            assert all(c == p.replace('_0.jpg', '_1.jpg') for p, c in lists[name]), name
+        paired, unpaired = lists['test_pairs_paired.txt'], lists['test_pairs_unpaired.txt']
+        assert [p for p, _ in paired] == [p for p, _ in unpaired]
+        assert all(c != p.replace('_0.jpg', '_1.jpg') for p, c in unpaired)
+        assert sorted(c for _, c in paired) == sorted(c for _, c in unpaired)  # each garment once
+        ids['train'] |= {p for p, _ in lists['train_pairs.txt']}
+        ids['test'] |= {p for p, _ in paired}
+    for name, lines in roots.items():  # the root lists: all categories, tab-separated, with the index
+        assert (dc_root / name).read_text().splitlines() == lines, name
+    assert len(ids['train']) == 12 and len(ids['test']) == 6 and not ids['train'] & ids['test']
+
+
+@pytest.mark.parametrize('dataset', ['vitonhd', 'dresscode'])
+def test_new_layouts_same_seed_same_bytes(tmp_path, dataset):
+    for name, seed in (('a', 5), ('b', 5), ('c', 6)):
+        sample_data.generate(tmp_path / name, n_train=1, n_test=2, seed=seed, dataset=dataset)
+    a, b, c = (_digest(tmp_path / name) for name in 'abc')
+    assert a == b
+    assert a.keys() == c.keys()
+    assert all(a[k] != c[k] for k in a if k.endswith(('.jpg', '.png')))
+
+
+@pytest.mark.parametrize('dataset, mine', [('vitonhd', 'train/image/mine.jpg'),
+                                           ('dresscode', 'lower_body/images/mine.jpg')])
+def test_remove_sample_removes_only_its_files_in_every_layout(tmp_path, dataset, mine):
+    sample_data.generate(tmp_path, n_train=1, n_test=2, seed=0, dataset=dataset)
+    (tmp_path / mine).write_bytes(b'user file')
+    (tmp_path / 'notes.txt').write_text('user file')
+    assert sample_data.remove_sample(tmp_path) == len(sample_data.planned_files(1, 2, dataset))
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*'))
+    folder = mine.rsplit('/', 1)[0]
+    assert left == sorted(['notes.txt', mine, folder, folder.split('/')[0]])
+
+
+def test_generate_rejects_unknown_layouts_and_counts(tmp_path):
+    with pytest.raises(ValueError, match='dataset'):
+        sample_data.generate(tmp_path, n_train=2, n_test=2, dataset='viton-hd')
+    with pytest.raises(ValueError, match='n_train'):
+        sample_data.generate(tmp_path, n_train=50001, n_test=2, dataset='vitonhd')  # 5-digit ids
+    with pytest.raises(ValueError, match='n_test'):
+        sample_data.generate(tmp_path, n_train=2, n_test=1, dataset='dresscode')
+    assert not any(tmp_path.iterdir())
