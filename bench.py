@@ -5,12 +5,18 @@ and, with --json, written to a file.
     python bench.py                       # full run: a few minutes on a 2-core CPU
     python bench.py --quick               # tiny counts, seconds (what the tests run)
     python bench.py --json bench.json     # also write every figure as JSON
+    python bench.py --sizes 256x192:4,512x384:2,1024x768:1   # training at image sizes (batch after ':')
 
 It runs on --device (default: CUDA if available, else the CPU), with random weights on a sample
 dataset in a temporary folder. Each figure is the median of --repeats timed runs after a warm-up.
 The original cp-vton code (per-item PIL drawing, batch 4, one loader worker, images saved and
 logged every step) and this code's fast path are timed in the same process and interleaved
 (A, B, A, B, ...), so that load from other processes hits both alike.
+
+With --sizes it measures only train.py's GMM and TOM training steps (forward, loss, backward,
+Adam) on random inputs at each image size, each stage, size and precision in a fresh process:
+steps/s and peak memory (CUDA: max allocated; CPU: peak RSS above an idle process with the same
+imports).
 """
 import argparse
 import contextlib
@@ -18,6 +24,7 @@ import copy
 import functools
 import io
 import json
+import multiprocessing
 import os
 import os.path as osp
 import platform
@@ -27,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
@@ -43,6 +51,7 @@ import networks
 import options
 import pipeline
 import sample_data
+import train
 
 STAGES = ("GMM", "TOM")
 
@@ -65,8 +74,12 @@ def get_options(argv=None):
     parser.add_argument("--train_batch", type=int, default=4, help="batch size of the training steps")
     parser.add_argument("--train_steps", type=int, default=5, help="timed training steps per stage")
     parser.add_argument("--emulated_bf16", action="store_true",
-                        help="also time bf16 forward passes and the bf16 end-to-end test where the "
-                             "device has no native bf16 (slow: oneDNN emulates it)")
+                        help="also time bf16 forward passes, the bf16 end-to-end test and (--sizes) bf16 "
+                             "training where the device has no native bf16 (slow: oneDNN emulates it)")
+    parser.add_argument("--sizes", metavar="HxW[:BATCH],...",
+                        help="instead of the full run: training steps/s and peak memory at these image "
+                             "sizes (multiples of 64), each with its batch size (default --train_batch), "
+                             "e.g. 256x192:4,512x384:2,1024x768:1")
     args = parser.parse_args(argv)
     args.warmup = 1
     if args.quick:
@@ -75,11 +88,39 @@ def get_options(argv=None):
     args.batches = [int(b) for b in args.batches.split(",")]
     if args.pairs < 2:
         parser.error("--pairs must be at least 2")
+    if args.sizes:
+        try:
+            args.sizes = [parse_size(size, args.train_batch) for size in args.sizes.split(",")]
+        except ValueError as e:
+            parser.error(f"--sizes: {e}")
     try:
         args.device = pipeline.pick_device(args.device)
     except ValueError as e:
         parser.error(str(e))
     return args
+
+
+def parse_size(text, batch):
+    """'HxW' or 'HxW:BATCH' -> (H, W, batch); ValueError unless H and W are multiples of 64."""
+    size, _, batch_text = text.partition(":")
+    try:
+        height, width = (int(side) for side in size.lower().split("x"))
+        batch = int(batch_text) if batch_text else batch
+    except ValueError:
+        raise ValueError(f"{text!r} is not HxW or HxW:BATCH, e.g. 512x384:2") from None
+    networks.check_image_size(height, width)
+    if batch < 1:
+        raise ValueError(f"{text!r}: the batch size must be at least 1")
+    return height, width, batch
+
+
+def cpu_name():
+    """The CPU's model name (Linux's /proc/cpuinfo), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def sync(device):
@@ -432,6 +473,96 @@ def memory_section(args):
     return result
 
 
+# ---------------------------------------------------------------------------------------------
+# Training at several image sizes (--sizes), each measurement in a fresh process
+
+# The training inputs: random values in [-1, 1] with a batch's channels.
+TRAIN_INPUTS = {"agnostic": 22, "cloth": 3, "cloth_mask": 1, "image": 3, "parse_cloth": 3, "grid_image": 3}
+
+
+def peak_rss_mb():
+    """This process's peak resident memory in MiB: Linux's VmHWM, the peak of its own address space
+    (ru_maxrss would also count the spawning process's peak, which it keeps across exec)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
+def in_fresh_process(fn, *args):
+    """fn(*args) run in a new process, forked from a server process that has only imported this
+    module: each one starts from the same memory, without importing torch again."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["bench"])  # by name: "__main__" is not preloaded (Python 3.11)
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def time_training(stage, height, width, batch, precision, perceptual, device, steps, warmup):
+    """(median seconds of a training step at this size after `warmup` untimed ones, {'peak_rss_mb',
+    on CUDA also 'cuda_max_allocated_mb'}): the model, optimiser and loss built from train.py's
+    options by train.build_training, each step train.training_step, as train.py runs them. Meant
+    for a fresh process, whose peak memory is then this measurement's."""
+    device = torch.device(device)
+    opt = options.train_options(["--stage", stage, "--fine_height", str(height), "--fine_width", str(width),
+                                 "--batch_size", str(batch), "--precision", precision,
+                                 "--perceptual", perceptual])
+    model, perceptual_loss, parts = train.build_training(opt, device)
+    loss_fn, autocast = train.loss_function(opt), pipeline.autocast(device, opt.precision)
+    inputs = {key: torch.rand(batch, channels, height, width, device=device) * 2 - 1
+              for key, channels in TRAIN_INPUTS.items()}
+    step = lambda: train.training_step(model, parts, inputs, loss_fn, perceptual_loss, autocast)
+    seconds = interleaved({"step": step}, device, steps, warmup)["step"]
+    memory = {"peak_rss_mb": peak_rss_mb()}
+    if device.type == "cuda":
+        memory["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return seconds, memory
+
+
+def sizes_section(args):
+    """steps/s, pairs/s and peak memory of the GMM's and the TOM's training steps at each of --sizes,
+    in each precision of the fast path (fp32; bf16 where native or with --emulated_bf16; fp16 on
+    CUDA), each in a fresh process. The TOM's loss has the VGG19 perceptual term only where its
+    ImageNet weights are in torchvision's cache (nothing is downloaded)."""
+    vgg_cached = osp.isfile(osp.join(torch.hub.get_dir(), "checkpoints", networks.VGG19_FILE))
+    result = {"perceptual": "vgg19" if vgg_cached else "none", "steps": args.train_steps, "warmup": args.warmup,
+              "idle_rss_mb": in_fresh_process(peak_rss_mb), "rows": []}
+    for stage in STAGES:
+        for height, width, batch in args.sizes:
+            for precision in fast_precisions(args).values():
+                seconds, memory = in_fresh_process(time_training, stage, height, width, batch, precision,
+                                                   result["perceptual"], str(args.device), args.train_steps,
+                                                   args.warmup)
+                memory["peak_rss_above_idle_mb"] = memory.pop("peak_rss_mb") - result["idle_rss_mb"]
+                result["rows"].append({"stage": stage, "height": height, "width": width, "batch": batch,
+                                       "precision": precision, "steps_per_s": 1 / seconds,
+                                       "pairs_per_s": batch / seconds, **memory})
+                print(f"[{stage} {height}x{width} batch {batch} {precision}: {seconds:.2f} s/step]",
+                      file=sys.stderr, flush=True)
+    return result
+
+
+def sizes_table(results):
+    m, r = results["machine"], results["sizes"]
+    cuda = "cuda_max_allocated_mb" in r["rows"][0]
+    perceptual = ("with the VGG19 perceptual term (ImageNet weights from torchvision's cache)"
+                  if r["perceptual"] == "vgg19" else
+                  "without the VGG19 perceptual term (--perceptual none: no VGG19 weights in torchvision's cache)")
+    memory = ("CUDA max allocated" if cuda else
+              f"peak RSS above an idle process with the same imports ({r['idle_rss_mb']:.0f} MiB)")
+    lines = [
+        f"CP-VTON training by image size on {m['device']} ({m['cuda'] or m['cpu']}), torch {m['torch']}, "
+        f"{m['threads']} threads, load {m['load_before'][0]:.2f} -> {m['load_after'][0]:.2f}"
+        f"{' [quick]' if results['quick'] else ''}",
+        f"train.py's step (forward, loss, backward, Adam; plain layout) on random inputs, median of "
+        f"{r['steps']} steps after {r['warmup']} warm-up; TOM {perceptual}",
+        f"memory: {memory}, each row measured in its own process",
+        "",
+        f"{'stage':6}{'size':>10}{'batch':>6}{'precision':>10}{'steps/s':>9}{'pairs/s':>9}{'memory MiB':>12}"]
+    lines += [f"{row['stage']:6}{row['height']:>6d}x{row['width']:<3d}{row['batch']:6d}{row['precision']:>10}"
+              f"{row['steps_per_s']:9.3f}{row['pairs_per_s']:9.3f}"
+              f"{row['cuda_max_allocated_mb' if cuda else 'peak_rss_above_idle_mb']:12.0f}" for row in r["rows"]]
+    return "\n".join(lines)
+
+
 def table(results):
     m, peak, d, e = (results[k] for k in ("machine", "peak_gflops", "dataset", "end_to_end"))
     tr, mem = results["train"], results["memory"]
@@ -467,13 +598,8 @@ def table(results):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    args = get_options(argv)
-    device = args.device
-    results = {"quick": args.quick, "machine": {
-        "device": str(device), "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_before": os.getloadavg(),
-        "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None}}
+def full_run(args, results):
+    """The sections of the full run, on a sample dataset in a temporary folder, into `results`."""
     args.work = tempfile.mkdtemp(prefix="cpvton-bench-")
     try:
         args.root = osp.join(args.work, "data")
@@ -488,8 +614,21 @@ def main(argv=None):
             print(f"[{name}: {time.perf_counter() - start:.1f} s]", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(args.work, ignore_errors=True)
+
+
+def main(argv=None):
+    args = get_options(argv)
+    device = args.device
+    results = {"quick": args.quick, "machine": {
+        "device": str(device), "cpu": cpu_name(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_before": os.getloadavg(),
+        "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None}}
+    if args.sizes:
+        results["sizes"] = sizes_section(args)
+    else:
+        full_run(args, results)
     results["machine"]["load_after"] = os.getloadavg()
-    print(table(results))
+    print(sizes_table(results) if args.sizes else table(results))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

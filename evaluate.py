@@ -3,15 +3,19 @@ TOM try-ons.
 
     python evaluate.py --dataroot data --datamode test --data_list test_pairs_same.txt
     python evaluate.py --stage TOM --tom_result result/tom_final.pth/test
+    python evaluate.py --dataset dresscode --category dresses --result_dir result_dresscode_dresses/same
 
 Protocol of the CP-VTON+ paper's Table 1: IoU, SSIM and LPIPS on a paired list (each person with
-her own garment, so the person image is the ground truth: test_pairs_same.txt), IS on the
-unpaired test_pairs.txt; on an unpaired list only reference-free figures are reported.
+her own garment, so the person image is the ground truth: test_pairs_same.txt; Dress Code's
+test_pairs_paired.txt), IS on the unpaired test_pairs.txt; on an unpaired list only reference-free
+figures are reported. VITON-HD and Dress Code (--dataset, --category) are read as train.py reads
+them: the ground truth is resized to the outputs' size (--fine_width x --fine_height).
 
 - GMM: IoU between the warped mask (warp-mask/<c_name> >= 128) and the person's garment region in
-  the parse (CLOTH_LABELS; two empty masks count as 1); SSIM between the warped cloth and
-  parse_cloth (the person inside the garment region, white elsewhere). The same two figures for
-  the identity warp (the unwarped cloth and mask) are the baseline a useful GMM beats.
+  the parse (the dataset's garment labels, CPDataset.cloth_labels: LIP's and CIHP's upper clothes,
+  dress, coat; the garment of Dress Code's category; two empty masks count as 1); SSIM between the
+  warped cloth and parse_cloth (the person inside the garment region, white elsewhere). The same
+  two figures for the identity warp (the unwarped cloth and mask) are the baseline a useful GMM beats.
 - TOM: SSIM, PSNR, L1 and LPIPS between try-on/<im_name> and the person image; when unpaired IS,
   and FID and KID (as Dress Code reports them) of the try-ons against the persons' own images.
 - Settings (also written to metrics.json): uint8 images; SSIM is skimage's structural_similarity
@@ -24,6 +28,14 @@ unpaired test_pairs.txt; on an unpaired list only reference-free figures are rep
   images, printed unscaled; docs/fid_kid.md).
   LPIPS, IS and FID/KID need weights already on disk (nothing is downloaded): without them they
   are reported as skipped.
+- Published figures, printed beside these for reference (PUBLISHED): CP-VTON's and CP-VTON+'s on
+  VITON (the CP-VTON+ paper's Table 1); CP-VTON's on Dress Code at 256x192 (SSIM 0.803, FID 35.16,
+  KID 2.245 in the Dress Code authors' README, which does not say whether the three categories are
+  pooled). That README states no scale for KID, but its KIDs (0.570 to 2.245 beside FIDs of 11.40
+  to 35.16) are KIDs x100: an unscaled KID is about a thousandth of the FID on such sets. So its
+  KID is shown divided by 100 (0.02245), beside this unscaled one. None for VITON-HD: the only
+  CP-VTON figures found (SSIM 0.785, LPIPS 0.2871, FID 48.86, KID 4.42) are a third party's, at a
+  size it does not state.
 
 Output: a table per result folder and <result folder>/metrics.json, {stage: {data_list: result}}
 (entries of other stages and lists are kept; inf/NaN written as null). test.py names its outputs
@@ -35,6 +47,7 @@ import json
 import math
 import os.path as osp
 import warnings
+from collections import namedtuple
 
 import lpips
 import numpy as np
@@ -48,19 +61,26 @@ from torchvision.models import AlexNet_Weights, Inception_V3_Weights, inception_
 from tqdm import tqdm
 
 import atomic
-from cp_dataset import (CLOTH_LABELS, TRYON_FOLDER, VARIANTS, WARP_FOLDERS, CPDataset, is_same_id, read_image,
-                        warp_name)
+import layouts
+from cp_dataset import TRYON_FOLDER, VARIANTS, WARP_FOLDERS, CPDataset, is_same_id, read_image, warp_name
 from networks import CheckpointError, safe_load
 from pipeline import pick_device
 
 PSNR_CAP = 100.0  # dB used for identical images (true PSNR inf) when averaging
 MASK_THRESHOLD = 128
 MAX_LISTED = 5  # missing result files named in an error before "... and N more"
-# CP-VTON's and CP-VTON+'s figures on VITON (the CP-VTON+ paper's Table 1), printed beside the
-# figures for reference only: figures on another dataset (the sample set, say) do not compare with them.
+# Published figures per (dataset, variant), printed beside the figures for reference only: figures on
+# another test set (the sample set, say) or at another size do not compare with them. See the docstring.
+Published = namedtuple('Published', 'source figures note')
 PUBLISHED = {
-    'cpvton': {('GMM', 'iou'): 0.7898, ('TOM', 'ssim'): 0.7798, ('TOM', 'lpips'): 0.1397, ('TOM', 'is'): 2.78},
-    'cpvton+': {('GMM', 'iou'): 0.8425, ('TOM', 'ssim'): 0.8163, ('TOM', 'lpips'): 0.1144, ('TOM', 'is'): 3.1048},
+    ('viton', 'cpvton'): Published('VITON', {('GMM', 'iou'): 0.7898, ('TOM', 'ssim'): 0.7798,
+                                             ('TOM', 'lpips'): 0.1397, ('TOM', 'is'): 2.78}, None),
+    ('viton', 'cpvton+'): Published('VITON', {('GMM', 'iou'): 0.8425, ('TOM', 'ssim'): 0.8163,
+                                              ('TOM', 'lpips'): 0.1144, ('TOM', 'is'): 3.1048}, None),
+    ('dresscode', 'cpvton'): Published(
+        'Dress Code 256x192', {('TOM', 'ssim'): 0.803, ('TOM', 'fid'): 35.16, ('TOM', 'kid'): 2.245 / 100},
+        "published: CP-VTON on Dress Code at 256x192 (its authors' README, which names no category); "
+        'its KID there, 2.245, is x100: shown / 100'),
 }
 LABELS = {'iou': 'IoU', 'ssim': 'SSIM', 'psnr': 'PSNR dB', 'l1': 'L1', 'lpips': 'LPIPS', 'is': 'IS',
           'fid': 'FID', 'kid': 'KID'}
@@ -216,7 +236,8 @@ def to_input(image, device):
 def pair_list(args):
     """The dataset's pairs (via CPDataset, which checks the listed inputs exist) -> CPDataset."""
     return CPDataset(dataroot=args.dataroot, datamode=args.datamode, data_list=args.data_list,
-                     fine_height=args.fine_height, fine_width=args.fine_width, variant=args.variant)
+                     fine_height=args.fine_height, fine_width=args.fine_width, variant=args.variant,
+                     dataset=args.dataset, category=args.category)
 
 
 def is_paired(dataset):
@@ -243,19 +264,22 @@ def evaluate_gmm(dataset, folder, paired=True):
     out = {'stage': 'GMM', 'count': len(dataset), 'paired': paired, 'metrics': {}, 'baseline': {}, 'skipped': {}}
     if not paired:
         out['skipped']['iou/ssim'] = ('IoU/SSIM skipped: they need a paired list (a person with her own '
-                                      'garment, e.g. test_pairs_same.txt)')
+                                      f'garment, e.g. {dataset.layout.same_list})')
         return out
     size = (dataset.fine_width, dataset.fine_height)
     values = {k: [] for k in ('iou', 'ssim', 'base_iou', 'base_ssim')}
     for index, (im_name, c_name) in enumerate(tqdm(pairs, desc='GMM', leave=False)):
         inputs = dataset.paths(index)
-        region = np.isin(dataset.readers['parse'](inputs['parse']), CLOTH_LABELS)
-        person = np.array(read_image(inputs['image'], size, 'RGB'))
+        region = np.isin(dataset.readers['parse'](inputs['parse']), dataset.cloth_labels)
+        person = np.array(dataset.readers['image'](inputs['image']))  # resized as the model saw it
         parse_cloth = np.where(region[..., None], person, np.uint8(255))
-        warps = [osp.join(folder, warp, warp_name(im_name, c_name, dataset.variant)) for warp in WARP_FOLDERS]
-        for prefix, (cloth_path, mask_path) in (('', warps), ('base_', (inputs['cloth'], inputs['cloth_mask']))):
-            cloth = np.array(read_image(cloth_path, size, 'RGB'))
-            mask = np.array(read_image(mask_path, size, 'L')) >= MASK_THRESHOLD
+        cloth_path, mask_path = (osp.join(folder, warp, warp_name(im_name, c_name, dataset.variant))
+                                 for warp in WARP_FOLDERS)
+        candidates = {'': (read_image(cloth_path, size, 'RGB'), read_image(mask_path, size, 'L')),  # the warps
+                      'base_': (dataset.readers['cloth'](inputs['cloth']),  # the unwarped inputs, as read
+                                dataset.readers['cloth_mask'](inputs['cloth_mask']))}
+        for prefix, (cloth, mask) in candidates.items():
+            mask, cloth = np.array(mask) >= MASK_THRESHOLD, np.array(cloth)
             values[prefix + 'iou'].append(mask_iou(mask, region))
             values[prefix + 'ssim'].append(ssim(cloth, parse_cloth))
     for key in ('iou', 'ssim'):
@@ -297,7 +321,7 @@ def evaluate_tom(dataset, folder, paired=True, alexnet_weights=None, inception_w
                     x = F.interpolate(to_input(tryon, device), size=(299, 299), mode='bilinear', align_corners=False)
                     values['probs'].append(F.softmax(net(x), dim=1)[0].cpu().numpy())
                 continue
-            person = np.array(read_image(dataset.paths(index)['image'], size, 'RGB'))
+            person = np.array(dataset.readers['image'](dataset.paths(index)['image']))  # at the outputs' size
             values['ssim'].append(ssim(tryon, person))
             values['psnr'].append(min(psnr(tryon, person), PSNR_CAP))
             values['l1'].append(l1(tryon, person))
@@ -310,7 +334,7 @@ def evaluate_tom(dataset, folder, paired=True, alexnet_weights=None, inception_w
         mean, std = inception_score(values['probs'], is_splits)
         out['metrics']['is'] = {'mean': mean, 'std': std}
     if fid_net is not None:
-        real = (read_image(dataset.paths(i)['image'], size, 'RGB') for i in tqdm(first.values(), 'real', leave=False))
+        real = (dataset.readers['image'](dataset.paths(i)['image']) for i in tqdm(first.values(), 'real', leave=False))
         fake = (read_image(osp.join(folder, TRYON_FOLDER, im), size, 'RGB') for im in tqdm(first, 'fake', leave=False))
         out['metrics'].update(fid_kid(real, fake, fid_net, device))
     return out
@@ -345,7 +369,8 @@ def write_metrics(folder, result):
 
 def format_table(result):
     """A plain-text table of one stage's figures: these results, the identity-warp baseline, and the
-    published figures of the variant on VITON (for reference: comparable only on VITON's test set)."""
+    published figures of the variant on the dataset, where there are any (for reference: comparable
+    only on that dataset's test set, at the size named)."""
     def cell(stats):
         if stats and 'value' in stats:  # FID: one figure for the whole set
             return f"{stats['value']:.4f}"
@@ -353,12 +378,18 @@ def format_table(result):
 
     stage, baseline = result['stage'], result.get('baseline', {})
     kind = 'paired' if result['paired'] else 'unpaired'
-    lines = [f"{stage}  {result['result']}  ({result['count']} pairs, {kind} list {result['settings']['data_list']})",
-             f"  {'metric':<8}{'this result':>20}{'identity warp' if baseline else '':>20}{'published (VITON)':>19}"]
+    settings = result['settings']
+    published = PUBLISHED.get((settings['dataset'], settings['variant']), Published(None, {}, None))
+    title = f'published ({published.source})' if published.source else 'published'
+    width = max(19, len(title) + 2)
+    lines = [f"{stage}  {result['result']}  ({result['count']} pairs, {kind} list {settings['data_list']})",
+             f"  {'metric':<8}{'this result':>20}{'identity warp' if baseline else '':>20}{title:>{width}}"]
     for key, stats in result['metrics'].items():
-        published = PUBLISHED[result['settings']['variant']].get((stage, key))
+        figure = published.figures.get((stage, key))
         lines.append(f"  {LABELS[key]:<8}{cell(stats):>20}{cell(baseline.get(key)):>20}"
-                     f"{'-' if published is None else f'{published:.4f}':>19}")
+                     f"{'-' if figure is None else f'{figure:.4f}':>{width}}")
+    if published.note and any((stage, key) in published.figures for key in result['metrics']):
+        lines.append(f'  {published.note}')
     lines += [f'  {reason}' for reason in result['skipped'].values()]
     return '\n'.join(lines)
 
@@ -393,21 +424,29 @@ def get_options(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--stage', default='auto', choices=['auto', 'GMM', 'TOM'],
                         help='which results to score; auto scores every GMM and TOM result folder found (default: %(default)s)')
-    parser.add_argument('--dataroot', default='data', help='dataset root (holds the pairs lists) (default: %(default)s)')
-    parser.add_argument('--datamode', default='test', help='dataset split folder under --dataroot (default: %(default)s)')
+    layouts.add_options(parser)
+    parser.add_argument('--dataroot', default=None,
+                        help='dataset root (holds the pairs lists) (default: the dataset\'s: '
+                        + ', '.join(f'{root} for {name}' for name, root in layouts.DEFAULT_ROOTS.items()) + ')')
+    parser.add_argument('--datamode', default='test', help='dataset split folder under --dataroot (Dress Code: '
+                        'the pairs file picks the split) (default: %(default)s)')
     parser.add_argument('--variant', default='cpvton', choices=list(VARIANTS),
                         help='cpvton+: the garment region from image-parse-new, the warps named by person '
                         '(default: %(default)s)')
-    parser.add_argument('--data_list', default='test_pairs_same.txt',
-                        help='pairs list relative to --dataroot; paired (same id) -> reference metrics, '
+    parser.add_argument('--data_list', default=None,
+                        help='pairs list relative to --dataroot (Dress Code: to <dataroot>/<category>); default: '
+                        'the same-clothes list, test_pairs_same.txt (Dress Code: test_pairs_paired.txt); '
+                        'paired (same id) -> reference metrics, '
                         'unpaired -> count, IS, FID and KID (default: %(default)s)')
     parser.add_argument('--result_dir', default='result',
                         help='test.py --result_dir; searched as <result_dir>/<checkpoint>/<datamode>/ (default: %(default)s)')
     parser.add_argument('--gmm_result', default=None,
                         help='folder holding warp-cloth/ and warp-mask/ (overrides the search)')
     parser.add_argument('--tom_result', default=None, help='folder holding try-on/ (overrides the search)')
-    parser.add_argument('--fine_width', type=int, default=192, help='image width (default: %(default)s)')
-    parser.add_argument('--fine_height', type=int, default=256, help='image height (default: %(default)s)')
+    parser.add_argument('--fine_width', type=int, default=192,
+                        help='the outputs\' width; VITON-HD and Dress Code are resized to it (default: %(default)s)')
+    parser.add_argument('--fine_height', type=int, default=256,
+                        help='the outputs\' height; VITON-HD and Dress Code are resized to it (default: %(default)s)')
     parser.add_argument('--alexnet_weights', default=None,
                         help=f'torchvision AlexNet ImageNet weights for LPIPS (default: the torch hub '
                         f'cache, <hub>/checkpoints/{ALEXNET_FILE}); never downloaded')
@@ -419,7 +458,10 @@ def get_options(argv=None):
                         f'{FID_INCEPTION_FILE}); never downloaded')
     parser.add_argument('--is_splits', type=int, default=10, help='number of splits for the IS mean/std (default: %(default)s)')
     parser.add_argument('--device', default='auto', help='auto (cuda if available), cpu, cuda or cuda:N (default: %(default)s)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.data_list is None:
+        args.data_list = layouts.LAYOUTS[args.dataset].same_list
+    return layouts.fill_defaults(args, parser.error)
 
 
 def main(argv=None):
@@ -429,13 +471,13 @@ def main(argv=None):
     jobs = find_results(args)
     dataset = pair_list(args)
     paired = is_paired(dataset)
-    settings = {k: getattr(args, k) for k in ('dataroot', 'datamode', 'data_list', 'fine_width', 'fine_height',
-                                              'variant')}
+    settings = {k: getattr(args, k) for k in ('dataset', 'category', 'dataroot', 'datamode', 'data_list',
+                                              'fine_width', 'fine_height', 'variant')}
     settings.update(ssim='skimage structural_similarity: RGB channel_axis, gaussian_weights, sigma 1.5, '
                     'K1 0.01, K2 0.03, use_sample_covariance False, data_range 255',
                     psnr=f'skimage peak_signal_noise_ratio, data_range 255, identical images -> {PSNR_CAP} dB',
                     l1='mean absolute difference in [0, 1]', mask_threshold=MASK_THRESHOLD,
-                    cloth_labels=list(CLOTH_LABELS), is_splits=args.is_splits, device=str(device),
+                    cloth_labels=list(dataset.cloth_labels), is_splits=args.is_splits, device=str(device),
                     fid_kid='torchmetrics, torch-fidelity Inception-v3 2048-d pool3, TF1 bilinear resize to 299x299; '
                     f'KID cubic kernel, {KID_SUBSETS} subsets of min({KID_SUBSET_SIZE}, n) images, unscaled')
     results = {}

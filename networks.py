@@ -64,7 +64,8 @@ def init_weights(net, init_type="normal"):
 
 
 class FeatureExtraction(nn.Module):
-    """Four stride-2 4x4 convs and two 3x3 convs: [b, input_nc, 256, 192] -> [b, 512, 16, 12]."""
+    """Four stride-2 4x4 convs and two 3x3 convs: [b, input_nc, H, W] -> [b, 512, H/16, W/16]
+    ([b, 512, 16, 12] at 256x192)."""
 
     def __init__(self, input_nc, ngf=64, n_layers=3, norm_layer=nn.BatchNorm2d):
         super().__init__()
@@ -108,27 +109,35 @@ class FeatureCorrelation(nn.Module):
 
 
 class FeatureRegression(nn.Module):
-    """Correlation map [b, 192, 16, 12] -> TPS parameters theta [b, output_dim] in (-1, 1)."""
+    """Correlation map [b, input_nc, h, w] -> TPS parameters theta [b, output_dim] in (-1, 1).
 
-    def __init__(self, input_nc=512, output_dim=6):
+    Two stride-2 convs reduce the map to [b, 64, h/4, w/4], which the linear layer reads whole, so
+    the layer is sized for one map size. In the GMM (h, w) = (H/16, W/16) and input_nc = h*w: at
+    256x192 a [b, 192, 16, 12] map and 64*4*3 = 768 linear inputs, the original's hard-coded sizes.
+    """
+
+    def __init__(self, input_nc=192, output_dim=6, map_size=(16, 12)):
         super().__init__()
+        self.map_size = tuple(map_size)
         self.conv = nn.Sequential(
             nn.Conv2d(input_nc, 512, 4, 2, 1), nn.BatchNorm2d(512), nn.ReLU(True),
             nn.Conv2d(512, 256, 4, 2, 1), nn.BatchNorm2d(256), nn.ReLU(True),
             nn.Conv2d(256, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU(True),
             nn.Conv2d(128, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(True),
         )
-        # 64 * 4 * 3 is hard-coded in the original: only 256x192 images work.
-        self.linear = nn.Linear(64 * 4 * 3, output_dim)
+        h, w = self.map_size
+        self.linear = nn.Linear(64 * (h // 4) * (w // 4), output_dim)
         self.tanh = nn.Tanh()
 
     def forward(self, x):
-        x = self.conv(x)
-        if x.shape[1:] != (64, 4, 3):
+        expected = (self.conv[0].in_channels, *self.map_size)
+        if x.shape[1:] != expected:
+            (h, w), (got_h, got_w) = self.map_size, x.shape[2:]
             raise ValueError(
-                f"FeatureRegression expects the 16x12 correlation map of 256x192 images "
-                f"(64x4x3 = 768 features after the convs), got {tuple(x.shape[1:])}; "
-                f"CP-VTON's GMM only supports fine_height=256, fine_width=192")
+                f"FeatureRegression was built for a {list(expected)} correlation map, the GMM's at "
+                f"{16 * h}x{16 * w} images (fine_height x fine_width), got {list(x.shape[1:])}, as "
+                f"from {16 * got_h}x{16 * got_w} images: build the GMM with the images' size")
+        x = self.conv(x)
         # Deviation: `reshape` instead of the original `.view`, which fails on modern PyTorch
         # because the conv output inherits the correlation tensor's channels_last strides.
         return self.tanh(self.linear(x.reshape(x.shape[0], -1)))
@@ -187,21 +196,35 @@ class TpsGridGen(nn.Module):
         return grid.reshape(-1, self.out_h, self.out_w, 2)
 
 
+def check_image_size(fine_height, fine_width):
+    """Raise ValueError unless both sides are positive multiples of 64: the GMM halves them 4
+    times (feature extraction) then twice more (regression), the TOM's U-Net 6 times."""
+    if not (fine_height > 0 and fine_width > 0 and fine_height % 64 == 0 and fine_width % 64 == 0):
+        raise ValueError(f"image size {fine_height}x{fine_width} (fine_height x fine_width): both "
+                         f"sides must be positive multiples of 64, as in 256x192 or 512x384")
+
+
 class GMM(nn.Module):
     """Geometric Matching Module. forward(agnostic [b,22,H,W], cloth [b,3,H,W]) ->
     (grid [b,H,W,2], theta [b, 2*grid_size^2]). Built from plain arguments or, as in the
-    original, from an options object with fine_height, fine_width and grid_size."""
+    original, from an options object with fine_height, fine_width and grid_size. H and W must
+    be multiples of 64; the regression's input and linear layer depend on them (see
+    FeatureRegression), so a checkpoint fits only the image size it was trained at."""
 
     def __init__(self, opt=None, fine_height=256, fine_width=192, grid_size=5, cloth_channels=3):
         super().__init__()
         if opt is not None:
             fine_height, fine_width, grid_size = opt.fine_height, opt.fine_width, opt.grid_size
+        check_image_size(fine_height, fine_width)
+        self.image_size = (fine_height, fine_width)
         self.extractionA = FeatureExtraction(22, ngf=64, n_layers=3, norm_layer=nn.BatchNorm2d)
         # CP-VTON+ matches the person with the cloth's mask (1 channel), CP-VTON with the cloth (RGB).
         self.extractionB = FeatureExtraction(cloth_channels, ngf=64, n_layers=3, norm_layer=nn.BatchNorm2d)
         self.l2norm = FeatureL2Norm()
         self.correlation = FeatureCorrelation()
-        self.regression = FeatureRegression(input_nc=192, output_dim=2 * grid_size**2)
+        map_h, map_w = fine_height // 16, fine_width // 16  # the feature maps' size
+        self.regression = FeatureRegression(input_nc=map_h * map_w, output_dim=2 * grid_size**2,
+                                            map_size=(map_h, map_w))
         self.gridGen = TpsGridGen(fine_height, fine_width, grid_size=grid_size)
 
     def forward(self, inputA, inputB):
@@ -327,14 +350,21 @@ def tom_outputs(raw, warped_cloth):
     return p_rendered, m_composite, p_tryon
 
 
-def build_model(stage, opt=None, variant="cpvton", **gmm_sizes):
-    """'GMM' -> GMM(opt, **gmm_sizes) (fine_height, fine_width, grid_size; defaults 256, 192, 5);
-    'TOM' -> UnetGenerator(25, 4, 6, ngf=64, InstanceNorm2d). variant 'cpvton+' (or opt.variant):
-    CP-VTON+'s, whose GMM reads the 1-channel cloth mask and whose TOM also takes the warped mask
-    (26 input channels); every other layer is CP-VTON's."""
-    plus = getattr(opt, "variant", variant) == "cpvton+"  # (opt None: variant)
+def build_model(stage, opt=None, variant="cpvton", fine_height=256, fine_width=192, grid_size=5):
+    """'GMM' -> GMM(fine_height, fine_width, grid_size); 'TOM' -> UnetGenerator(25, 4, 6, ngf=64,
+    InstanceNorm2d), whose layers do not depend on the image size. An options object `opt` gives
+    the sizes instead (and the variant, if it has one). Both stages need sides that are multiples
+    of 64 (ValueError otherwise). variant 'cpvton+': CP-VTON+'s, whose GMM reads the 1-channel
+    cloth mask and whose TOM also takes the warped mask (26 input channels); every other layer is
+    CP-VTON's."""
+    if opt is not None:
+        fine_height, fine_width, grid_size = opt.fine_height, opt.fine_width, opt.grid_size
+        variant = getattr(opt, "variant", variant)
+    check_image_size(fine_height, fine_width)
+    plus = variant == "cpvton+"
     if stage == "GMM":
-        return GMM(opt, cloth_channels=1 if plus else 3, **gmm_sizes)
+        return GMM(fine_height=fine_height, fine_width=fine_width, grid_size=grid_size,
+                   cloth_channels=1 if plus else 3)
     if stage == "TOM":
         return UnetGenerator(26 if plus else 25, 4, 6, ngf=64, norm_layer=nn.InstanceNorm2d)
     raise ValueError(f"unknown stage {stage!r}: expected 'GMM' or 'TOM'")
@@ -601,6 +631,19 @@ def _mismatches(expected, found):
     return problems
 
 
+def _image_size_hint(model, expected, found):
+    """For a GMM checkpoint whose regression reads another number of correlation channels,
+    (H/16)*(W/16): the likely cause, training at another image size. '' otherwise."""
+    key = "regression.conv.0.weight"
+    if not (isinstance(model, GMM) and key in found and found[key].dim() == 4
+            and found[key].shape[1] != expected[key].shape[1]):
+        return ""
+    height, width = model.image_size
+    return (f"; the checkpoint's GMM reads {found[key].shape[1]} correlation channels, "
+            f"(fine_height/16)*(fine_width/16), this network {expected[key].shape[1]} for "
+            f"{height}x{width} images: it was likely trained at another --fine_height/--fine_width")
+
+
 def load_checkpoint(model, path, stage=None, map_location="cpu"):
     """Load a CP-VTON state_dict from `path` into `model` (strict).
 
@@ -639,5 +682,6 @@ def load_checkpoint(model, path, stage=None, map_location="cpu"):
         hint = (f"; it is a {variants[1]} checkpoint, the network a {variants[0]} one: use --variant "
                 f"{variants[1]}" if None not in variants and variants[0] != variants[1] else "")
         raise CheckpointError(f"{path} does not match the {stage or 'model'} network: "
-                              + "; ".join(problems[:5]) + more + hint)
+                              + "; ".join(problems[:5]) + more + hint
+                              + _image_size_hint(target, expected, state))
     target.load_state_dict(state, strict=True)

@@ -175,10 +175,11 @@ def result_images(stage, inputs, out, variant="cpvton"):
     return {TRYON_FOLDER: (out["p_tryon"], inputs["im_name"])}
 
 
-def load_for_inference(stage, checkpoint, device, channels_last=True, variant="cpvton"):
-    """A stage's network with the weights of `checkpoint` (networks.CheckpointError if they do not
-    fit), on `device`, in eval mode and (by default) the channels_last layout."""
-    model = networks.build_model(stage, variant=variant)
+def load_for_inference(stage, checkpoint, device, channels_last=True, variant="cpvton", **sizes):
+    """A stage's network (built for `sizes`: fine_height, fine_width, grid_size; default 256, 192,
+    5) with the weights of `checkpoint` (networks.CheckpointError if they do not fit), on `device`,
+    in eval mode and (by default) the channels_last layout."""
+    model = networks.build_model(stage, variant=variant, **sizes)
     networks.load_checkpoint(model, checkpoint, stage=stage)
     return networks.for_inference(model.to(device), channels_last=channels_last)
 
@@ -214,7 +215,8 @@ def run_test(opt, device):
                         "cloth" if opt.variant == "cpvton" else "person")
     else:
         warn_duplicates(dataset.im_names, "person")
-    model = load_for_inference(opt.stage, opt.checkpoint, device, bool(opt.channels_last), opt.variant)
+    model = load_for_inference(opt.stage, opt.checkpoint, device, bool(opt.channels_last), opt.variant,
+                               fine_height=opt.fine_height, fine_width=opt.fine_width, grid_size=opt.grid_size)
     out_root = result_dir_of(opt.result_dir, opt.checkpoint, opt.datamode)
     folders = RESULT_FOLDERS[opt.stage]
     board = SummaryWriter(logdir=os.path.join(opt.tensorboard_dir, opt.name))

@@ -3,11 +3,16 @@
     python smart_show_test_result.py                       # every pair of data/test_pairs.txt
     python smart_show_test_result.py --num 20              # the first 20
     python smart_show_test_result.py --pairs 012578_0.jpg  # chosen persons
+    python smart_show_test_result.py --dataset dresscode --category dresses \
+        --result_dir result_dresscode_dresses --out result_simple_dresscode_dresses
 
 For the pair `012578_0.jpg 014252_1.jpg` it writes result_simple/src_012578_dst_014252.png:
-seven 192x256 tiles (1344x256): cloth, cloth mask, model image, model parse (LIP colours),
-warped cloth, warped mask, try-on; and result_simple/index.html, a gallery of all strips.
-Pairs with missing or unreadable inputs are reported by name and skipped (exit code 1).
+seven 192x256 tiles (1344x256): cloth, cloth mask, model image, model parse, warped cloth, warped
+mask, try-on; and result_simple/index.html, a gallery of all strips. Inputs of any size (VITON-HD's
+and Dress Code's 1024x768) are resized to the tiles. The parse is drawn in LIP colours, each label
+of the dataset's parses (VITON-HD's CIHP, Dress Code's ATR) in the colour of the LIP label of the
+same meaning (visualization.parse_palette). Pairs with missing or unreadable inputs are reported by
+name and skipped (exit code 1).
 """
 import argparse
 import html
@@ -17,16 +22,23 @@ import sys
 from tqdm import tqdm
 
 import atomic
+import layouts
 from cp_dataset import (TRYON_FOLDER, VARIANTS, WARP_FOLDERS, DatasetError, image_id, pair_paths, read_pairs,
                         result_dir_of, warp_name)
+from layouts import LAYOUTS, stem
 from visualization import COLUMNS, TILE, make_strip
 
 
 def parse_options(argv=None):
     parser = argparse.ArgumentParser(description="Side-by-side strips of CP-VTON test inputs and results.")
-    parser.add_argument("--dataroot", default="data", help="dataset root folder")
+    layouts.add_options(parser)
+    parser.add_argument("--dataroot", default=None,
+                        help="dataset root folder (default: the dataset's: "
+                             + ", ".join(f"{root} for {name}" for name, root in layouts.DEFAULT_ROOTS.items()) + ")")
     parser.add_argument("--datamode", default="test", help="dataset split the pairs come from")
-    parser.add_argument("--data_list", default="test_pairs.txt", help="pairs file, relative to --dataroot")
+    parser.add_argument("--data_list", default=None,
+                        help="pairs file, relative to --dataroot (Dress Code: to <dataroot>/<category>); default: "
+                             "the dataset's unpaired test list (test_pairs.txt; Dress Code: test_pairs_unpaired.txt)")
     parser.add_argument("--variant", default="cpvton", choices=list(VARIANTS),
                         help="cpvton+ shows the image-parse-new parse and finds the warps by person name")
     parser.add_argument("--result_dir", default="result", help="test.py's --result_dir")
@@ -42,6 +54,7 @@ def parse_options(argv=None):
     opt = parser.parse_args(argv)
     if opt.num is not None and opt.num < 0:
         parser.error("--num must not be negative")
+    layouts.fill_defaults(opt, parser.error)
     opt.gmm_result = opt.gmm_result or result_dir_of(opt.result_dir, "gmm_final.pth", opt.datamode)
     opt.tom_result = opt.tom_result or result_dir_of(opt.result_dir, "tom_final.pth", opt.datamode)
     return opt
@@ -52,9 +65,19 @@ def strip_name(person, cloth):
     return f"src_{image_id(person)}_dst_{image_id(cloth)}.png"
 
 
+def strip_names(pairs):
+    """The strip file name of each pair: strip_name's, or where two different pairs would get the same
+    one (ids shared by files of other suffixes), 'src_<person stem>_dst_<cloth stem>.png' for all."""
+    names = [strip_name(person, cloth) for person, cloth in pairs]
+    if len(set(names)) < len(set(pairs)):
+        names = [f"src_{stem(person)}_dst_{stem(cloth)}.png" for person, cloth in pairs]
+    return names
+
+
 def tile_paths(opt, person, cloth):
     """The file behind each column, in COLUMNS order."""
-    inputs = pair_paths(os.path.join(opt.dataroot, opt.datamode), person, cloth, variant=opt.variant)
+    split_dir = LAYOUTS[opt.dataset].split_dir(opt.dataroot, opt.datamode, opt.category)
+    inputs = pair_paths(split_dir, person, cloth, variant=opt.variant, dataset=opt.dataset)
     return ([inputs[key] for key in ("cloth", "cloth_mask", "image", "parse")]
             + [os.path.join(opt.gmm_result, folder, warp_name(person, cloth, opt.variant)) for folder in WARP_FOLDERS]
             + [os.path.join(opt.tom_result, TRYON_FOLDER, person)])
@@ -83,9 +106,10 @@ th {{ text-align: center; }} td {{ padding-bottom: 12px; }} img {{ display: bloc
 
 def main(argv=None):
     opt = parse_options(argv)
-    pairs_path = os.path.join(opt.dataroot, opt.data_list)
+    layout = LAYOUTS[opt.dataset]
+    pairs_path = layout.pairs_path(opt.dataroot, opt.data_list, opt.category)
     try:
-        pairs = read_pairs(pairs_path)
+        pairs = layout.pairs(read_pairs(pairs_path), opt.datamode)
     except DatasetError as e:
         raise SystemExit(f"error: {e}")
     if opt.pairs:
@@ -97,14 +121,13 @@ def main(argv=None):
 
     os.makedirs(opt.out, exist_ok=True)
     shown, skipped = [], []
-    for person, cloth in tqdm(pairs, desc="strips", unit="pair"):
+    for (person, cloth), name in tqdm(zip(pairs, strip_names(pairs)), total=len(pairs), desc="strips", unit="pair"):
         paths = tile_paths(opt, person, cloth)
         missing = [p for p in paths if not os.path.isfile(p)]
-        name = strip_name(person, cloth)
         try:
             if missing:
                 raise OSError("missing " + ", ".join(missing))
-            make_strip(paths).save(os.path.join(opt.out, name))
+            make_strip(paths, opt.dataset).save(os.path.join(opt.out, name))
         except OSError as e:  # missing or unreadable input (PIL's errors are OSErrors)
             skipped.append(f"{person} {cloth}: {e}")
             tqdm.write(f"skipped {person} {cloth}: {e}")

@@ -1,18 +1,34 @@
 #!/usr/bin/env bash
 # Step 3: make the TOM inputs. Runs the GMM on the training pairs, then copies the warped cloths
-# and masks of both splits, result/gmm_final.pth/{train,test}/warp-*, into $DATAROOT/{train,test}/.
+# and masks of both splits, result/gmm_final.pth/{train,test}/warp-*, where the TOM reads them:
+# $DATAROOT/{train,test}/ (VITON, VITON-HD); for Dress Code both splits' warps go together into
+# $DATAROOT/<category>/, the folder the two splits share (their ids differ).
 # Copies (not moves), so smart_show_test_result.py still finds the test warps; safe to re-run.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
-replace_dir() {  # replace_dir SRC DST: copy SRC to DST; DST changes only once the copy is complete
-  local tmp
-  tmp="$(mktemp -d "$(dirname "$2")/.$(basename "$2").XXXXXX")"
-  cp -R "$1/." "$tmp/"
+entries() {  # entries DIR: how many files (and folders) DIR holds
+  find "$1" -mindepth 1 -maxdepth 1 | wc -l
+}
+
+replace_dir() {  # replace_dir DST SRC...: DST becomes a copy of the SRC folders' files together; DST
+                 # changes only once the copy is complete
+  local dst="$1" tmp copied=0 src
+  shift
+  tmp="$(mktemp -d "$(dirname "$dst")/.$(basename "$dst").XXXXXX")"
+  for src in "$@"; do
+    cp -R "$src/." "$tmp/"
+    copied=$((copied + $(entries "$src")))
+  done
+  if [ $(($(entries "$tmp"))) -ne "$copied" ]; then
+    rm -rf "$tmp"
+    fail "$*: the same file name in more than one of these folders; $dst left as it was"
+  fi
   chmod 755 "$tmp"
-  if [ -e "$2" ]; then mv "$2" "$tmp.old"; fi
-  mv "$tmp" "$2"
+  if [ -e "$dst" ]; then mv "$dst" "$tmp.old"; fi
+  mv "$tmp" "$dst"
   rm -rf "$tmp.old"
+  say "copied $* -> $dst"
 }
 
 need "$GMM_FINAL" "run step1 first"
@@ -22,9 +38,12 @@ done
 test_py --name "gmm_traintest_$RUN" --stage GMM --datamode train --data_list train_pairs.txt \
   --checkpoint "$GMM_FINAL"
 
-for split in train test; do
-  for kind in warp-cloth warp-mask; do
-    replace_dir "$GMM_RESULT/$split/$kind" "$DATAROOT/$split/$kind"
-    say "copied $GMM_RESULT/$split/$kind -> $DATAROOT/$split/$kind"
-  done
+for kind in warp-cloth warp-mask; do
+  if [ "$(split_dir train)" = "$(split_dir test)" ]; then  # Dress Code: one folder for both splits
+    replace_dir "$(split_dir test)/$kind" "$GMM_RESULT/train/$kind" "$GMM_RESULT/test/$kind"
+  else
+    for split in train test; do
+      replace_dir "$(split_dir "$split")/$kind" "$GMM_RESULT/$split/$kind"
+    done
+  fi
 done

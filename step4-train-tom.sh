@@ -5,5 +5,5 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 
-need "$DATAROOT/train/warp-cloth" "run step3 first"
+need "$(split_dir train)/warp-cloth" "run step3 first"
 train_py --name "tom_train_$RUN" --stage TOM --shuffle --perceptual "$PERCEPTUAL"

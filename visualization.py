@@ -1,4 +1,5 @@
-"""Image helpers: TensorBoard grids, saving result images, parses drawn in LIP colours.
+"""Image helpers: TensorBoard grids, saving result images, parses drawn in LIP colours (a
+dataset's labels in the colours of the LIP labels of the same meaning).
 
 Tensors are in the networks' range [-1, 1]; they are shown as (t + 1) / 2.
 """
@@ -130,31 +131,51 @@ class ImageWriter:
 
 
 NECK_COLOUR = (170, 170, 50)  # CP-VTON+'s colour for its neck label (20)
+OTHER_COLOURS = {"belt": (170, 0, 255), "bag": (255, 0, 170)}  # Dress Code labels LIP lacks
+# Dress Code's ATR label ids (layouts.py) -> the LIP id of the same meaning, or a colour of its own.
+ATR_AS_LIP = {0: 0, 1: 1, 2: 2, 3: 4, 4: 5, 5: 12, 6: 9, 7: 6, 8: OTHER_COLOURS["belt"], 9: 18, 10: 19, 11: 13,
+              12: 16, 13: 17, 14: 14, 15: 15, 16: OTHER_COLOURS["bag"], 17: 11}
 
 
-def colorize_parse(labels):
-    """[H, W] integer LIP label array -> RGB PIL image (CP-VTON+'s neck label 20 in NECK_COLOUR,
-    labels beyond it white)."""
-    palette = np.full((256, 3), 255, dtype=np.uint8)
-    palette[:len(LIP_PALETTE)] = LIP_PALETTE
-    palette[len(LIP_PALETTE)] = NECK_COLOUR
-    return Image.fromarray(palette[np.asarray(labels, dtype=np.uint8)], "RGB")
+def parse_palette(dataset="viton"):
+    """uint8 [256, 3]: the colour of each label id of `dataset`'s parses, so that a colour means the
+    same body part in every dataset: LIP's (VITON; CP-VTON+'s neck label 20 in NECK_COLOUR), CIHP's
+    (VITON-HD: LIP's ids, but for 10, the torso skin, drawn as CP-VTON+'s neck), ATR's (Dress Code:
+    each label in the colour of its LIP counterpart). Ids beyond the set are white."""
+    lip = np.full((256, 3), 255, dtype=np.uint8)
+    lip[:len(LIP_PALETTE)] = LIP_PALETTE
+    lip[len(LIP_PALETTE)] = NECK_COLOUR
+    if dataset == "dresscode":
+        atr = np.full_like(lip, 255)
+        for label, meaning in ATR_AS_LIP.items():
+            atr[label] = meaning if isinstance(meaning, tuple) else lip[meaning]
+        return atr
+    if dataset == "vitonhd":
+        lip[10] = NECK_COLOUR
+    return lip
 
 
-def load_tile(path, is_parse=False):
-    """One tile as a 192x256 RGB image; a label image (P or L mode) parse is coloured with the LIP palette."""
+def colorize_parse(labels, dataset="viton"):
+    """[H, W] integer label array of `dataset`'s parses -> RGB PIL image (parse_palette's colours)."""
+    return Image.fromarray(parse_palette(dataset)[np.asarray(labels, dtype=np.uint8)], "RGB")
+
+
+def load_tile(path, is_parse=False, dataset="viton"):
+    """One tile as a 192x256 RGB image, resized from any size (a parse with nearest neighbour); a
+    label image (P or L mode) parse is coloured with parse_palette(dataset)."""
     with Image.open(path) as image:
         if is_parse and image.mode in ("P", "L"):
-            image = colorize_parse(np.array(image))
+            image = colorize_parse(np.array(image), dataset)
         image = image.convert("RGB")
         if image.size != TILE:
             image = image.resize(TILE, Image.NEAREST if is_parse else Image.BILINEAR)
         return image
 
 
-def make_strip(paths):
-    """The 7 tiles of COLUMNS side by side (paths or file objects) -> one RGB strip."""
+def make_strip(paths, dataset="viton"):
+    """The 7 tiles of COLUMNS side by side (paths or file objects) -> one RGB strip; the parse in
+    the colours of `dataset`'s labels."""
     strip = Image.new("RGB", (TILE[0] * len(paths), TILE[1]))
     for i, path in enumerate(paths):
-        strip.paste(load_tile(path, is_parse=COLUMNS[i] == "model parse"), (i * TILE[0], 0))
+        strip.paste(load_tile(path, is_parse=COLUMNS[i] == "model parse", dataset=dataset), (i * TILE[0], 0))
     return strip

@@ -1,4 +1,5 @@
-"""bench.py --quick runs end to end and writes its figures as JSON (no timing is checked)."""
+"""bench.py --quick runs end to end and writes its figures as JSON, with --sizes too (no timing is
+checked)."""
 import json
 import math
 import subprocess
@@ -59,3 +60,30 @@ def test_bench_quick_writes_json(tmp_path):
     assert positive(results["memory"]["peak_rss_mb"])
 
     assert "end to end" in done.stdout and "forward" in done.stdout and "target" not in done.stdout
+
+
+def test_bench_sizes_reports_each_stage_size_and_precision(tmp_path):
+    out = tmp_path / "sizes.json"
+    done = subprocess.run([sys.executable, "bench.py", "--sizes", "64x64:2,128x64", "--quick", "--device", "cpu",
+                           "--json", str(out)], cwd=ROOT_DIR, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert results.keys() == {"quick", "machine", "sizes"}
+    sizes = results["sizes"]
+    assert sizes["perceptual"] in ("vgg19", "none") and positive(sizes["idle_rss_mb"])
+    rows = {(r["stage"], r["height"], r["width"], r["precision"]): r for r in sizes["rows"]}
+    precisions = {r["precision"] for r in sizes["rows"]}
+    assert "fp32" in precisions and precisions <= {"fp32", "bf16"}
+    assert rows.keys() == {(stage, h, w, precision) for stage in ("GMM", "TOM") for h, w in ((64, 64), (128, 64))
+                           for precision in precisions}
+    for (stage, h, w, precision), row in rows.items():
+        assert row["batch"] == (2 if (h, w) == (64, 64) else 1)  # --quick: --train_batch 1
+        assert positive(row["steps_per_s"], row["pairs_per_s"], row["peak_rss_above_idle_mb"])
+        assert math.isclose(row["pairs_per_s"], row["batch"] * row["steps_per_s"])
+        assert f"{stage:6}{h:>6d}x{w:<3d}{row['batch']:6d}{precision:>10}" in done.stdout
+
+
+def test_bench_sizes_must_be_multiples_of_64():
+    done = subprocess.run([sys.executable, "bench.py", "--sizes", "256x200"], cwd=ROOT_DIR,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--sizes: image size 256x200" in done.stderr

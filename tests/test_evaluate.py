@@ -6,12 +6,15 @@ import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 import scipy.linalg
 import torch
 import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
 import torchvision
 
+import data_download
 import evaluate
+from cp_dataset import CLOTH_LABELS, CPDataset
 
 
 @pytest.fixture(autouse=True)
@@ -304,3 +307,82 @@ def test_fid_inception_from_local_file(tmp_path, monkeypatch):
     torch.save({'fc.weight': torch.zeros(3)}, tmp_path / 'other.pth')
     with pytest.raises(ValueError, match='not torch-fidelity FID Inception-v3 weights'):
         evaluate.load_fid_inception(str(tmp_path / 'other.pth'), 'cpu')
+
+
+# ---------------------------------------------------------------------------------------------
+# VITON-HD and Dress Code
+
+@pytest.fixture(scope='module')
+def other_datasets(tmp_path_factory):
+    """{dataset: root} of tiny VITON-HD and Dress Code sample sets (with VITON-HD's same-clothes list)."""
+    base = tmp_path_factory.mktemp('datasets')
+    for dataset in ('vitonhd', 'dresscode'):
+        data_download.make_sample_dataset(base / dataset, n_train=1, n_test=2, dataset=dataset)
+    return {dataset: base / dataset for dataset in ('vitonhd', 'dresscode')}
+
+
+def save_results(folder, images):
+    """{relative path: PIL image} -> result files (JPEG quality 100, by their .jpg names)."""
+    for name, image in images.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        image.save(folder / name, quality=100)
+
+
+def test_gmm_region_from_the_datasets_garment_labels(other_datasets, tmp_path, empty_hub):
+    """Dress Code upper_body, warps that are the persons' own garment regions (ATR label 4): IoU and
+    SSIM 1. LIP's garment ids (5, 6, 7) would be Dress Code's skirt, pants and dress there."""
+    root = other_datasets['dresscode']
+    dataset = CPDataset(dataroot=str(root), datamode='test', data_list='test_pairs_paired.txt',
+                        dataset='dresscode', category='upper_body')
+    gmm, perfect = tmp_path / 'gmm', {}
+    for index, cloth in enumerate(dataset.c_names):
+        files = dataset.read_files(index)
+        region = np.isin(files['parse'], 4)
+        assert region.any() and not np.isin(files['parse'], CLOTH_LABELS)[region].any()
+        perfect[f'warp-mask/{cloth}'] = Image.fromarray(region.astype(np.uint8) * 255)
+        perfect[f'warp-cloth/{cloth}'] = Image.fromarray(np.where(region[..., None], np.asarray(files['image']), 255)
+                                                         .astype(np.uint8))
+    save_results(gmm, perfect)
+    result = evaluate.main(['--dataroot', str(root), '--dataset', 'dresscode', '--category', 'upper_body',
+                            '--gmm_result', str(gmm), '--device', 'cpu'])[str(gmm)]['GMM']
+    assert result['settings']['cloth_labels'] == [4] and result['paired']
+    assert result['metrics']['iou']['mean'] == pytest.approx(1, abs=0.01)
+    assert result['metrics']['ssim']['mean'] > 0.95
+
+
+def as_tryons(dataset):
+    """The persons' own images at the model's size, as try-on results."""
+    return {f'try-on/{person}': dataset.read_files(index)['image'] for index, person in enumerate(dataset.im_names)}
+
+
+def test_ground_truth_read_at_the_outputs_size(other_datasets, tmp_path, empty_hub, capsys):
+    """VITON-HD's 768x1024 persons against 192x256 try-ons made from them: near-perfect scores;
+    no published figures beside them."""
+    root = other_datasets['vitonhd']
+    dataset = CPDataset(dataroot=str(root), datamode='test', data_list='test_pairs_same.txt', dataset='vitonhd')
+    tom = tmp_path / 'tom'
+    save_results(tom, as_tryons(dataset))
+    t = evaluate.main(['--dataroot', str(root), '--dataset', 'vitonhd', '--tom_result', str(tom),
+                       '--device', 'cpu'])[str(tom)]['TOM']
+    assert t['settings']['data_list'] == 'test_pairs_same.txt' and t['paired']
+    assert t['metrics']['ssim']['mean'] > 0.98 and t['metrics']['l1']['mean'] < 0.01
+    table = capsys.readouterr().out
+    assert 'published ' not in table and all(line.split()[-1] == '-' for line in table.splitlines()
+                                             if line.split()[:1] == ['SSIM'])
+
+
+def test_dresscode_published_figures_on_this_kid_scale(other_datasets, tmp_path, empty_hub, monkeypatch, capsys):
+    """Unpaired Dress Code: FID and KID beside CP-VTON's published ones, KID unscaled on both sides."""
+    root = other_datasets['dresscode']
+    options = ['--dataroot', str(root), '--dataset', 'dresscode', '--category', 'dresses']
+    dataset = CPDataset(dataroot=str(root), datamode='test', data_list='test_pairs_unpaired.txt',
+                        dataset='dresscode', category='dresses')
+    tom = tmp_path / 'tom'
+    save_results(tom, as_tryons(dataset))
+    monkeypatch.setattr(evaluate, 'load_fid_inception', lambda path, device: (MeanColour(), None))
+    t = evaluate.main([*options, '--data_list', 'test_pairs_unpaired.txt', '--tom_result', str(tom),
+                       '--device', 'cpu'])[str(tom)]['TOM']
+    assert set(t['metrics']) == {'fid', 'kid'} and t['metrics']['fid']['value'] < 1
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line.split()}
+    assert rows['FID'][-1] == '35.1600' and rows['KID'][-1] == '0.0225'
+    assert 'published: CP-VTON on Dress Code at 256x192' in ' '.join(rows['published:'])

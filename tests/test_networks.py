@@ -183,8 +183,10 @@ def test_feature_extraction_layout_and_init():
 
 
 def test_feature_regression_rejects_other_sizes():
-    with pytest.raises(ValueError, match="256x192"):
-        FeatureRegression(192, 50)(torch.randn(1, 192, 8, 6))
+    message = (r"built for a \[192, 16, 12\] correlation map, the GMM's at 256x192 images .*"
+               r"got \[48, 8, 6\], as from 128x96 images")
+    with pytest.raises(ValueError, match=message):
+        FeatureRegression(192, 50)(torch.randn(1, 48, 8, 6))
 
 
 def test_gmm_forward_backward(gmm):
@@ -207,6 +209,64 @@ def test_gmm_channels_last_input(gmm):
         grid_cl, theta_cl = gmm(agnostic.to(memory_format=torch.channels_last),
                                 cloth.to(memory_format=torch.channels_last))
     assert torch.allclose(theta, theta_cl, atol=1e-5) and torch.allclose(grid, grid_cl, atol=1e-5)
+
+
+# --- other image sizes ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("h, w", [(256, 192), (512, 384), (1024, 768)])
+def test_regression_is_sized_by_the_image_size(h, w):
+    gmm = GMM(fine_height=h, fine_width=w)
+    assert gmm.regression.conv[0].in_channels == (h // 16) * (w // 16)  # correlation channels
+    assert gmm.regression.linear.in_features == 64 * (h // 64) * (w // 64)
+    # Only those two layers differ from the original's 256x192 layout.
+    layout = {k: list(v.shape) for k, v in gmm.state_dict().items()}
+    reference = dict(reference_layout("GMM"))
+    assert list(layout) == list(reference)
+    differ = {k for k in layout if layout[k] != reference[k]}
+    assert differ == (set() if (h, w) == (H, W)
+                      else {"regression.conv.0.weight", "regression.linear.weight"})
+
+
+def test_gmm_and_tom_forward_at_512x384():
+    torch.manual_seed(12)
+    opt = SimpleNamespace(fine_height=512, fine_width=384, grid_size=5)
+    gmm, tom = build_model("GMM", opt), build_model("TOM", opt)
+    agnostic, cloth = torch.randn(2, 22, 512, 384), torch.randn(2, 3, 512, 384)
+    grid, theta = gmm(agnostic, cloth)  # train mode: batch statistics
+    assert grid.shape == (2, 512, 384, 2) and theta.shape == (2, 50) and theta.abs().max() < 1
+    with torch.no_grad():
+        assert tom(torch.randn(1, 25, 512, 384)).shape == (1, 4, 512, 384)
+
+
+def test_gmm_forward_at_1024x768():
+    gmm = build_model("GMM", fine_height=1024, fine_width=768).eval()
+    with torch.no_grad():
+        grid, theta = gmm(torch.randn(1, 22, 1024, 768), torch.randn(1, 3, 1024, 768))
+    assert grid.shape == (1, 1024, 768, 2) and theta.shape == (1, 50)
+
+
+@pytest.mark.parametrize("stage, h, w", [("GMM", 250, 192), ("GMM", 256, 200), ("TOM", 320, 100),
+                                         ("GMM", 0, 192)])
+def test_sizes_must_be_multiples_of_64(stage, h, w):
+    message = f"image size {h}x{w} .*multiples of 64"
+    with pytest.raises(ValueError, match=message):
+        build_model(stage, SimpleNamespace(fine_height=h, fine_width=w, grid_size=5))
+    if stage == "GMM":
+        with pytest.raises(ValueError, match=message):
+            GMM(fine_height=h, fine_width=w)
+
+
+def test_checkpoint_of_another_size_is_refused_with_the_likely_cause(tmp_path):
+    path = tmp_path / "gmm_512x384.pth"
+    networks.save_checkpoint(GMM(fine_height=512, fine_width=384), path)
+    with pytest.raises(networks.CheckpointError) as err:
+        networks.load_checkpoint(GMM(OPT), path)
+    message = str(err.value)
+    assert "regression.conv.0.weight: expected [512, 192, 4, 4], found [512, 768, 4, 4]" in message
+    assert "regression.linear.weight: expected [50, 768], found [50, 3072]" in message
+    assert "reads 768 correlation channels" in message and "192 for 256x192 images" in message
+    assert "trained at another --fine_height/--fine_width" in message
+    networks.load_checkpoint(GMM(fine_height=512, fine_width=384), path)  # strict, fits
 
 
 # --- warp and TOM -----------------------------------------------------------------------------

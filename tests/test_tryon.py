@@ -22,6 +22,8 @@ import pytest
 import torch
 from PIL import Image
 
+import cp_dataset
+import layouts
 import networks
 import sample_data
 import test as test_py
@@ -163,3 +165,64 @@ def test_cpvtonplus_tryon_equals_test_py(tmp_path):
     assert (tmp_path / 'out.jpg').read_bytes() == (result / 'tom_final.pth' / 'test' / 'try-on' / person).read_bytes()
     with pytest.raises(SystemExit):  # the body mask is required in this mode
         tryon.main([arg for arg in inputs if 'image-mask' not in arg and arg != '--body_mask'])
+
+
+def dataset_pair(dataset, category, tmp_path):
+    """A VITON-HD or Dress Code sample set in tmp_path/data, random checkpoints, and tryon.py's
+    options for its first unpaired test pair, the files as they are (768x1024)."""
+    data = tmp_path / 'data'
+    sample_data.generate(data, n_train=1, n_test=2, seed=0, dataset=dataset)
+    layout = layouts.LAYOUTS[dataset]
+    person, cloth = cp_dataset.read_pairs(layout.pairs_path(data, layout.test_list, category))[0]
+    split_dir = layout.split_dir(data, 'test', category)
+    # Dress Code ships no cloth masks: the dataset makes them, as it does for the GMM test
+    cp_dataset.CPDataset(dataroot=str(data), datamode='test', data_list=layout.test_list, dataset=dataset,
+                         category=category)
+    files = layout.input_paths(split_dir, person, cloth)
+    options = ['--dataset', dataset] + (['--category', category] if category else [])
+    inputs = [f'--{option}={files[key]}' for key, option in tryon.INPUTS.items() if key in files] + options
+    return data, Path(split_dir), person, options, inputs
+
+
+@pytest.mark.parametrize('dataset, category', [('vitonhd', None), ('dresscode', 'dresses')])
+def test_dataset_pair_equals_test_py(tmp_path, dataset, category):
+    """A pair of VITON-HD's or Dress Code's own files (their size, label set and keypoint frame)
+    tried on directly: test.py's try-on of that pair."""
+    data, split_dir, person, options, inputs = dataset_pair(dataset, category, tmp_path)
+    torch.manual_seed(0)
+    checkpoints = {stage: tmp_path / f'{stage.lower()}_final.pth' for stage in ('GMM', 'TOM')}
+    for stage, path in checkpoints.items():
+        networks.save_checkpoint(networks.build_model(stage), path)
+    result = tmp_path / 'result'
+    common = ['--dataroot', str(data), *options, '--datamode', 'test', '--batch_size', '1', '--workers', '0',
+              '--device', 'cpu', '--result_dir', str(result), '--tensorboard_dir', str(tmp_path / 'tensorboard')]
+    assert test_py.main(['--stage', 'GMM', '--checkpoint', str(checkpoints['GMM'])] + common) == 0
+    for folder in ('warp-cloth', 'warp-mask'):  # step 3
+        shutil.copytree(result / 'gmm_final.pth' / 'test' / folder, split_dir / folder)
+    assert test_py.main(['--stage', 'TOM', '--checkpoint', str(checkpoints['TOM'])] + common) == 0
+    out = tmp_path / 'out.jpg'
+    assert tryon.main(inputs + ['--device', 'cpu', '--out', str(out), '--strip', str(tmp_path / 'strip.png'),
+                                '--gmm_checkpoint', str(checkpoints['GMM']),
+                                '--tom_checkpoint', str(checkpoints['TOM'])]) == 0
+    assert out.read_bytes() == (result / 'tom_final.pth' / 'test' / 'try-on' / person).read_bytes()
+    assert Image.open(tmp_path / 'strip.png').size == (1344, 256)
+
+
+def test_dataset_run_names_and_model_size(tmp_path, monkeypatch, capsys):
+    """Without --*_checkpoint the step scripts' checkpoints of the dataset are looked for; with
+    --fine_height/--fine_width the inputs are resized to that size and the models built for it."""
+    _, _, _, _, inputs = dataset_pair('dresscode', 'lower_body', tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert tryon.main(inputs) == 2
+    assert 'checkpoints/gmm_train_dresscode_lower_body/gmm_final.pth' in capsys.readouterr().err
+    size = ['--fine_height', '512', '--fine_width', '384']
+    checkpoints = []
+    for stage in ('GMM', 'TOM'):
+        checkpoints += [f'--{stage.lower()}_checkpoint', str(tmp_path / f'{stage}.pth')]
+        networks.save_checkpoint(networks.build_model(stage, fine_height=512, fine_width=384), checkpoints[-1])
+    assert tryon.main(inputs + size + checkpoints + ['--device', 'cpu', '--out', 'out.png']) == 0
+    assert Image.open(tmp_path / 'out.png').size == (384, 512)
+    with pytest.raises(SystemExit):
+        tryon.main(inputs + ['--fine_height', '500'])
+    with pytest.raises(SystemExit):  # Dress Code needs its category
+        tryon.main([arg for arg in inputs if arg not in ('--category', 'lower_body')])
