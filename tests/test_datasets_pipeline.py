@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import data_download
@@ -307,3 +308,19 @@ def test_full_size_tiles(tmp_path):
     Image.new("RGB", (768, 1024), (10, 200, 30)).save(tmp_path / "image.jpg")
     tile = np.asarray(load_tile(tmp_path / "image.jpg"), int)
     assert tile.shape == (256, 192, 3) and np.abs(tile - (10, 200, 30)).max() <= 3
+
+
+def test_vitonhd_pipeline_at_512x384(tmp_path):
+    """The five steps at 512x384: the GMM's regression is sized for it, and every output is 384x512."""
+    root = tmp_path / layouts.DEFAULT_ROOTS["vitonhd"]
+    data_download.make_sample_dataset(root, n_train=2, n_test=2, dataset="vitonhd")
+    env = script_env("vitonhd", None, FINE_HEIGHT="512", FINE_WIDTH="384", BATCH_SIZE="1")
+    for script in STEPS:
+        done = subprocess.run(["bash", str(REPO / script)], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, f"{script}: {done.stdout}\n{done.stderr}"
+    state = torch.load(tmp_path / "checkpoints/gmm_train_vitonhd/gmm_final.pth", weights_only=True)
+    assert state["regression.linear.weight"].shape[1] == 64 * (512 // 64) * (384 // 64)
+    for folder in ("gmm_final.pth/test/warp-cloth", "tom_final.pth/test/try-on"):
+        images = list((tmp_path / "result_vitonhd" / folder).iterdir())
+        assert images and all(Image.open(p).size == (384, 512) for p in images)
