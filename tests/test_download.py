@@ -237,13 +237,17 @@ def test_truncated_archive_leaves_data_as_it_was(tmp_path, serve, viton, capsys)
     assert _listing(root) == ['notes.txt']
 
 
-def test_offline_fails_fast_and_points_to_sample(tmp_path, capsys):
-    with socket.socket() as sock:  # a port nothing listens on
+def _unused_url():
+    """A URL on a local port nothing listens on: a download from it fails at once, as offline."""
+    with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
+        return f'http://127.0.0.1:{sock.getsockname()[1]}'
+
+
+def test_offline_fails_fast_and_points_to_sample(tmp_path, capsys):
     root = _user_root(tmp_path)
     start = time.monotonic()
-    assert data_download.main(_data_args(root, f'http://127.0.0.1:{port}')) == 1
+    assert data_download.main(_data_args(root, _unused_url())) == 1
     assert time.monotonic() - start < 10
     error = capsys.readouterr().err
     assert 'Could not download the VITON dataset' in error and '--sample' in error
@@ -498,12 +502,9 @@ def test_vitonhd_bad_zip_leaves_data_as_it_was(tmp_path, serve, capsys, case):
 
 
 def test_vitonhd_offline_fails_fast_and_points_to_its_sample(tmp_path, capsys):
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
     root = _user_root(tmp_path)
     start = time.monotonic()
-    assert data_download.main(_hd_args(root, f'http://127.0.0.1:{port}')) == 1
+    assert data_download.main(_hd_args(root, _unused_url())) == 1
     assert time.monotonic() - start < 10
     error = capsys.readouterr().err
     assert 'Could not download the VITON-HD dataset (zalando-hd-resized.zip)' in error
