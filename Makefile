@@ -36,6 +36,11 @@ VARIANT ?= cpvton
 # result_dresscode_<category>/, its strips in result_simple_vitonhd/ or result_simple_dresscode_<category>/.
 DATASET ?= viton
 CATEGORY ?= upper_body
+# FINE_HEIGHT/FINE_WIDTH (VITON-HD, Dress Code; multiples of 64): the size the demo runs at, part of
+# the run's name when not 256x192 (vitonhd_512x384), as in scripts/common.sh.
+FINE_HEIGHT ?= 256
+FINE_WIDTH ?= 192
+AT_SIZE := $(if $(filter 256x192,$(FINE_HEIGHT)x$(FINE_WIDTH)),,_$(FINE_HEIGHT)x$(FINE_WIDTH))
 # The grid spacing regulariser on the GMM's warp (--grid_reg; in neither paper, train.py's default is
 # 0): without it CP-VTON's warp folds inside the garment and prints swirl. 100 fits the inside of the
 # garments better than 40 in every run compared (3 seeds in bf16, and float32: docs/experiments.md).
@@ -47,11 +52,11 @@ DEMO_PRECISION ?= $(or $(DEMO_AMP),auto)
 # Per dataset (as scripts/common.sh): the run's name and folders, where the TOM reads the test warps,
 # the same-clothes list; for VITON the commands name no dataset, as before.
 ifeq ($(DATASET),vitonhd)
-RUN := vitonhd
+RUN := vitonhd$(AT_SIZE)
 TEST_DIR := data/zalando-hd-resized/test
 SAME_LIST := test_pairs_same.txt
 else ifeq ($(DATASET),dresscode)
-RUN := dresscode_$(CATEGORY)
+RUN := dresscode_$(CATEGORY)$(AT_SIZE)
 TEST_DIR := data/DressCode/$(CATEGORY)
 SAME_LIST := test_pairs_paired.txt
 else
@@ -62,7 +67,9 @@ endif
 SUFFIX := $(if $(filter new,$(RUN)),,_$(RUN))
 RESULTS := result$(SUFFIX)
 STRIPS := result_simple$(SUFFIX)
-DATA_ENV := $(if $(filter viton,$(DATASET)),,DATASET=$(DATASET) CATEGORY=$(CATEGORY))
+SIZE_ENV := $(if $(AT_SIZE), FINE_HEIGHT=$(FINE_HEIGHT) FINE_WIDTH=$(FINE_WIDTH))
+SIZE_OPTS := $(if $(AT_SIZE), --fine_height $(FINE_HEIGHT) --fine_width $(FINE_WIDTH))
+DATA_ENV := $(if $(filter viton,$(DATASET)),,DATASET=$(DATASET) CATEGORY=$(CATEGORY)$(SIZE_ENV))
 DATA_OPTS := $(if $(filter viton,$(DATASET)),,--dataset $(DATASET)$(if $(filter dresscode,$(DATASET)), --category $(CATEGORY)))
 DEMO_ENV = PYTHON=$(PYTHON) WORKERS=$(DEMO_WORKERS) PERCEPTUAL=none VARIANT=$(VARIANT)$(if $(DATA_ENV), $(DATA_ENV))
 # make demo PRETRAINED=1: test with checkpoints/{gmm,tom}_train_<run>/*_final.pth (new: CP-VTON on VITON)
@@ -104,7 +111,7 @@ demo: $(INSTALLED)
 	cp -R $(RESULTS)/same/gmm_final.pth/test/warp-cloth $(RESULTS)/same/gmm_final.pth/test/warp-mask $(TEST_DIR)/
 	$(DEMO_ENV) DATA_LIST_TEST=$(SAME_LIST) EXTRA_ARGS="--result_dir $(RESULTS)/same" bash step5-test-tom.sh
 	cp -R $(RESULTS)/gmm_final.pth/test/warp-cloth $(RESULTS)/gmm_final.pth/test/warp-mask $(TEST_DIR)/
-	$(PYTHON) evaluate.py --variant $(VARIANT) --result_dir $(RESULTS)/same --data_list $(SAME_LIST)$(if $(DATA_OPTS), $(DATA_OPTS))
+	$(PYTHON) evaluate.py --variant $(VARIANT) --result_dir $(RESULTS)/same --data_list $(SAME_LIST)$(if $(DATA_OPTS), $(DATA_OPTS))$(if $(DATA_OPTS),$(SIZE_OPTS))
 	@echo
 	@echo "Strips:      $(STRIPS)/index.html"
 	@echo "Metrics:     $(RESULTS)/same/*/test/metrics.json"

@@ -77,7 +77,7 @@ BODY25_TO_COCO18 = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 1
 MAX_REPORTED = 5  # missing files listed in a constructor error before "... and N more"
 
 # ---------------------------------------------------------------------------------------------
-# The VITON layout, in one place: every other file asks this module for a path or a pairs list.
+# The VITON layout (layouts.py holds each dataset's paths; VITON-HD's and Dress Code's there):
 #
 #   <dataroot>/<pairs file>                            "<person>.jpg <cloth>.jpg" per line
 #   <dataroot>/<split>/image/<person>.jpg              person photo
@@ -97,8 +97,8 @@ PLUS_DATA_HINT = ('CP-VTON+ reads image-parse-new/ (parses with the neck label) 
                   'masks): `python data_download.py --variant cpvton+` says where to get its data, '
                   '`python prepare_data.py --variant cpvton+` makes them for your own photos')
 GMM_OUTPUTS_HINT = ('warp-cloth/ and warp-mask/ are the GMM test outputs: run the GMM test on '
-                    'this split first (step 3: step3-generate-tom-data.sh copies them into '
-                    '<dataroot>/<datamode>/)')
+                    'this split first (step 3: step3-generate-tom-data.sh copies them into the split\'s '
+                    'folder, <dataroot>/<datamode>/; Dress Code: <dataroot>/<category>/)')
 
 
 def image_id(name):
@@ -495,17 +495,23 @@ def blur_shape(body, width, height):
 
 def write_cloth_mask(cloth_path, mask_path):
     """Make a garment image's mask as VITON's were made (sample_data.cloth_mask_like_viton:
-    near-white background, holes filled) and write it as a 0/255 PNG. A garment image that does
-    not read is left to the dataset's reading, which reports it."""
+    near-white background, holes filled) and write it as a 0/255 PNG (beside, then swapped in).
+    Raises DatasetError naming the garment image when it does not read."""
     from sample_data import cloth_mask_like_viton  # (sample_data imports this module)
     try:
         with Image.open(cloth_path) as image:
             cloth = np.asarray(image.convert('RGB'))
-    except Exception:  # noqa: BLE001 - reported when the pair is read
-        return
-    partial = f'{mask_path}.{os.getpid()}.tmp'  # complete masks only: written beside, then renamed
-    Image.fromarray(cloth_mask_like_viton(cloth).astype(np.uint8) * 255).save(partial, format='PNG')
-    os.replace(partial, mask_path)
+    except Exception as err:  # PIL raises OSError, SyntaxError or ValueError on bad files
+        raise DatasetError(f'{cloth_path}: cannot read image ({err}); its cloth mask {mask_path} '
+                           'cannot be made') from None
+    with atomic.writing_file(mask_path) as f:
+        Image.fromarray(cloth_mask_like_viton(cloth).astype(np.uint8) * 255).save(f, format='PNG')
+
+
+def head_labels(dataset, variant, stage):
+    """The parse labels kept in the person representation: the dataset's head, or CP-VTON+'s
+    per-stage set."""
+    return LAYOUTS[dataset].head_labels if variant == 'cpvton' else VARIANTS[variant].head_labels[stage]
 
 
 def pose_radius(radius, fine_height):
@@ -640,7 +646,7 @@ class CPDataset(data.Dataset):
         self.layout = LAYOUTS[dataset]
         self.fine_height, self.fine_width = fine_height, fine_width
         self.radius = pose_radius(radius, fine_height)
-        self.head_labels = self.layout.head_labels if variant == 'cpvton' else VARIANTS[variant].head_labels[stage]
+        self.head_labels = head_labels(dataset, variant, stage)
         self.cloth_labels = self.layout.cloth_labels(category)
         self.data_path = self.layout.split_dir(dataroot, datamode, category)
         self.pairs_path = self.layout.pairs_path(dataroot, data_list, category)
@@ -649,13 +655,13 @@ class CPDataset(data.Dataset):
         self.im_names = [person for person, _ in pairs]
         self.c_names = [cloth for _, cloth in pairs]
         if stage == 'GMM' and self.layout.makes_cloth_masks(self.data_path):
-            self._make_cloth_masks()
+            self._make_cloth_masks(problems)
         if problems is None:  # check_dataset reports missing files while reading them
             self._check_files_exist()
         # The original opened grid.png from the working directory for every item.
         self.grid_image = grid_tensor(fine_height, fine_width) if stage == 'GMM' else None
 
-    def _make_cloth_masks(self):
+    def _make_cloth_masks(self, problems=None):
         """Make the cloth masks the dataset does not ship (Dress Code without LaDI-VTON's masks/),
         once: from each garment image, as VITON's were made (near-white is background), cached
         full-size beside the data in <category>/cloth-mask/."""
@@ -670,7 +676,12 @@ class CPDataset(data.Dataset):
                   'they are kept there)', file=sys.stderr)
             os.makedirs(folder, exist_ok=True)
             for mask_path, cloth_path in tqdm(todo.items(), desc='cloth masks', unit='mask'):
-                write_cloth_mask(cloth_path, mask_path)
+                try:
+                    write_cloth_mask(cloth_path, mask_path)
+                except DatasetError as err:
+                    if problems is None:
+                        raise
+                    problems.append(str(err))
 
     def _hint(self, path):
         """Where a missing file comes from, for the files a user makes in a later step or gets

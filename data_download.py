@@ -2,7 +2,7 @@
 of their layouts, or the checkpoints.
 
     python data_download.py                      # VITON (viton_resize.tar.gz, Google Drive) -> data/
-    python data_download.py --dataset vitonhd    # VITON-HD (its zip, Google Drive, 4.5 GB)
+    python data_download.py --dataset vitonhd    # VITON-HD (its zip, Google Drive, several GB)
                                                  #   -> data/zalando-hd-resized/
     python data_download.py --dataset dresscode  # how to request Dress Code, where to unpack it
     python data_download.py --sample [--dataset D]   # procedural sample set in D's layout, seconds
@@ -259,7 +259,8 @@ def _vitonhd_source(tmp):
         where = '' if source == tmp else f'{source.name}/'
         raise DownloadFailed('the archive is not in the VITON-HD layout: it lacks '
                              + ', '.join(where + name for name in missing))
-    return source, sorted(p.name for p in source.iterdir())
+    # archivers' clutter (__MACOSX/, .DS_Store) stays out of the dataset root
+    return source, sorted(p.name for p in source.iterdir() if not p.name.startswith(('__', '.')))
 
 
 class Release(namedtuple('Release', 'title archive url names is_complete source')):
@@ -475,7 +476,8 @@ def make_sample_dataset(dataroot=None, n_train=None, n_test=None, seed=0, force=
     if added:  # listed in the marker, so that they go with the sample set
         marker = sample_data.read_marker(root)
         marker['files'] += added
-        (root / sample_data.MARKER).write_text(json.dumps(marker, indent=1))
+        with atomic.writing_file(root / sample_data.MARKER, 'w') as f:
+            f.write(json.dumps(marker, indent=1))
 
 
 # ----------------------------------------------------------------------------------------
@@ -578,7 +580,7 @@ def build_parser():
                     'datasets it applies to.')
     parser.add_argument('--dataset', default='viton', choices=layouts.DATASETS,
                         help='viton (default): VITON, viton_resize.tar.gz from Google Drive; vitonhd: '
-                             'VITON-HD, its zip from Google Drive (about 4.5 GB); dresscode: Dress Code, '
+                             'VITON-HD, its zip from Google Drive (several GB); dresscode: Dress Code, '
                              'given out on request only: prints how to get it and where to unpack it, '
                              'downloads nothing')
     parser.add_argument('--dataroot', default=None,

@@ -437,9 +437,11 @@ def get_options(argv=None):
                         help='pairs list relative to --dataroot (Dress Code: to <dataroot>/<category>); default: '
                         'the same-clothes list, test_pairs_same.txt (Dress Code: test_pairs_paired.txt); '
                         'paired (same id) -> reference metrics, '
-                        'unpaired -> count, IS, FID and KID (default: %(default)s)')
-    parser.add_argument('--result_dir', default='result',
-                        help='test.py --result_dir; searched as <result_dir>/<checkpoint>/<datamode>/ (default: %(default)s)')
+                        'unpaired -> count, IS, FID and KID')
+    parser.add_argument('--result_dir',
+                        help='test.py --result_dir; searched as <result_dir>/<checkpoint>/<datamode>/ (default: the '
+                        "step scripts' for --dataset, --category, --variant and the size: result, result_plus, "
+                        'result_vitonhd, result_dresscode_<category>, ...)')
     parser.add_argument('--gmm_result', default=None,
                         help='folder holding warp-cloth/ and warp-mask/ (overrides the search)')
     parser.add_argument('--tom_result', default=None, help='folder holding try-on/ (overrides the search)')
@@ -461,7 +463,11 @@ def get_options(argv=None):
     args = parser.parse_args(argv)
     if args.data_list is None:
         args.data_list = layouts.LAYOUTS[args.dataset].same_list
-    return layouts.fill_defaults(args, parser.error)
+    layouts.fill_defaults(args, parser.error)
+    if args.result_dir is None:
+        run = layouts.run_name(args.dataset, args.variant, args.category, (args.fine_width, args.fine_height))
+        args.result_dir = layouts.result_folder('result', run)
+    return args
 
 
 def main(argv=None):

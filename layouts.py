@@ -119,6 +119,7 @@ class DressCode(Viton):
     pose_frame = (384, 512)  # the keypoint files' coordinates
     test_list, same_list = 'test_pairs_unpaired.txt', 'test_pairs_paired.txt'
     GARMENTS = {'upper_body': (4,), 'lower_body': (5, 6), 'dresses': (7,)}  # see the module docstring
+    same_clothes_pairs = None  # the same-clothes list ships with the data: test_pairs_paired.txt
 
     def cloth_labels(self, category=None):
         return self.GARMENTS[category]
@@ -145,10 +146,6 @@ class DressCode(Viton):
     def makes_cloth_masks(self, split_dir):
         return self.mask_folder(split_dir) == GENERATED_MASKS
 
-    def same_clothes_pairs(self, split_dir):
-        persons = sorted(n for n in os.listdir(osp.join(split_dir, 'images')) if n.endswith('_0.jpg'))
-        pairs = [(person, person[:-len('0.jpg')] + '1.jpg') for person in persons]
-        return [(p, c) for p, c in pairs if osp.isfile(osp.join(split_dir, 'images', c))]
 
 
 LAYOUTS = {layout.name: layout for layout in (Viton(), VitonHD(), DressCode())}
@@ -169,6 +166,22 @@ def check_choice(dataset, category=None, variant='cpvton'):
         return (f'--variant {variant} reads the CP-VTON+ parses and body masks, which exist for VITON '
                 f'only: use --dataset viton, or --variant cpvton with --dataset {dataset}')
     return None
+
+
+def run_name(dataset, variant='cpvton', category=None, size=(192, 256)):
+    """The step scripts' name of a run (checkpoints/gmm_train_<run>/, result_<run>/): new (VITON),
+    plus (CP-VTON+), vitonhd, dresscode_<category>; at a size (width, height) other than 192x256
+    followed by _<H>x<W>."""
+    if dataset == 'viton':
+        return 'plus' if variant == 'cpvton+' else 'new'
+    run = dataset if dataset == 'vitonhd' else f'{dataset}_{category}'
+    return run if tuple(size) == (192, 256) else f'{run}_{size[1]}x{size[0]}'
+
+
+def result_folder(prefix, run):
+    """Where the step scripts put a run's results (prefix 'result') or strips ('result_simple'):
+    <prefix> for CP-VTON on VITON, else <prefix>_<run>."""
+    return prefix if run == 'new' else f'{prefix}_{run}'
 
 
 def add_options(parser):

@@ -10,6 +10,7 @@ import os
 
 import layouts
 from cp_dataset import VARIANTS
+from networks import check_image_size
 from pipeline import PRECISIONS, pick_device
 
 
@@ -89,10 +90,10 @@ def _parse(parser, argv):
     for flag, least in MINIMUM.items():
         if getattr(opt, flag, least) < least:
             parser.error(f"--{flag} must be at least {least}, got {getattr(opt, flag)}")
-    for flag in ("fine_height", "fine_width"):
-        if getattr(opt, flag) % 64:
-            parser.error(f"--{flag} must be a multiple of 64 (the networks halve the image 6 times), "
-                         f"got {getattr(opt, flag)}")
+    try:
+        check_image_size(opt.fine_height, opt.fine_width)
+    except ValueError as e:
+        parser.error(str(e))
     layouts.fill_defaults(opt, parser.error)
     if getattr(opt, "lr", 1) <= 0:
         parser.error(f"--lr must be positive, got {opt.lr}")

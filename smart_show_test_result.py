@@ -41,13 +41,16 @@ def parse_options(argv=None):
                              "the dataset's unpaired test list (test_pairs.txt; Dress Code: test_pairs_unpaired.txt)")
     parser.add_argument("--variant", default="cpvton", choices=list(VARIANTS),
                         help="cpvton+ shows the image-parse-new parse and finds the warps by person name")
-    parser.add_argument("--result_dir", default="result", help="test.py's --result_dir")
+    parser.add_argument("--result_dir", help="test.py's --result_dir (default: the step scripts' for --dataset, "
+                        "--category and --variant at 256x192: result, result_plus, result_vitonhd, "
+                        "result_dresscode_<category>)")
     parser.add_argument("--gmm_result", default=None,
                         help="folder with warp-cloth/ and warp-mask/ "
                              "(default <result_dir>/gmm_final.pth/<datamode>)")
     parser.add_argument("--tom_result", default=None,
                         help="folder with try-on/ (default <result_dir>/tom_final.pth/<datamode>)")
-    parser.add_argument("--out", default="result_simple", help="output folder for the strips and index.html")
+    parser.add_argument("--out", help="output folder for the strips and index.html (default: result_simple, "
+                        "or result_simple_<run> as for --result_dir)")
     parser.add_argument("--num", type=int, default=None, help="show only the first N pairs")
     parser.add_argument("--pairs", nargs="+", metavar="NAME", default=None,
                         help="show only these person images (e.g. 012578_0.jpg)")
@@ -55,6 +58,9 @@ def parse_options(argv=None):
     if opt.num is not None and opt.num < 0:
         parser.error("--num must not be negative")
     layouts.fill_defaults(opt, parser.error)
+    run = layouts.run_name(opt.dataset, opt.variant, opt.category)
+    opt.result_dir = opt.result_dir or layouts.result_folder("result", run)
+    opt.out = opt.out or layouts.result_folder("result_simple", run)
     opt.gmm_result = opt.gmm_result or result_dir_of(opt.result_dir, "gmm_final.pth", opt.datamode)
     opt.tom_result = opt.tom_result or result_dir_of(opt.result_dir, "tom_final.pth", opt.datamode)
     return opt

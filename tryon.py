@@ -43,7 +43,7 @@ import atomic
 import cp_dataset
 import layouts
 import networks
-from pipeline import FORWARD, pick_device, result_images, to_device
+from pipeline import FORWARD, load_for_inference, pick_device, result_images, to_device
 from visualization import make_strip, save_images, tensor_to_image
 
 RADIUS = 5  # test.py's default, at 256 pixels high (scaled with the height: cp_dataset.pose_radius)
@@ -54,14 +54,6 @@ CHECKPOINT_HINT = ("train the models (step1-train-gmm.sh ... step4-train-tom.sh)
                    "checkpoints with `python data_download.py --checkpoints`")
 SIZE_HINT = ("tryon.py takes VITON inputs at --fine_width x --fine_height: fit your photos, parse and "
              "keypoints with prepare_data.py (`python prepare_data.py --help`), then use the files it writes")
-
-
-def run_name(dataset, variant="cpvton", category=None):
-    """The step scripts' run name (checkpoints/gmm_train_<run>/): new, plus (CP-VTON+), vitonhd,
-    dresscode_<category>."""
-    if dataset == "viton":
-        return "plus" if variant == "cpvton+" else "new"
-    return dataset if dataset == "vitonhd" else f"{dataset}_{category}"
 
 
 def build_parser():
@@ -118,13 +110,14 @@ def parse_options(argv=None):
     wrong = layouts.check_choice(opt.dataset, opt.category, opt.variant)
     if wrong:
         parser.error(wrong)
-    for flag in ("fine_height", "fine_width"):
-        if getattr(opt, flag) <= 0 or getattr(opt, flag) % 64:
-            parser.error(f"--{flag} must be a positive multiple of 64, got {getattr(opt, flag)}")
+    try:
+        networks.check_image_size(opt.fine_height, opt.fine_width)
+    except ValueError as e:
+        parser.error(str(e))
     opt.size = (opt.fine_width, opt.fine_height)
     for stage in ("gmm", "tom"):
         if getattr(opt, f"{stage}_checkpoint") is None:
-            run = f"{stage}_train_{run_name(opt.dataset, opt.variant, opt.category)}"
+            run = f"{stage}_train_{layouts.run_name(opt.dataset, opt.variant, opt.category, opt.size)}"
             setattr(opt, f"{stage}_checkpoint", os.path.join("checkpoints", run, f"{stage}_final.pth"))
     for flag in ("out", "strip"):
         path = getattr(opt, flag)
@@ -150,9 +143,9 @@ def try_on(gmm, tom, files, names, device, variant="cpvton", dataset="viton", ca
     layout = layouts.LAYOUTS[dataset]
 
     def batch(files, stage, grid_image=None):  # a batch of one, as test.py's DataLoader gives it
-        head_labels = layout.head_labels if variant == "cpvton" else cp_dataset.VARIANTS[variant].head_labels[stage]
         item = cp_dataset.compact_item(**files, radius=cp_dataset.pose_radius(RADIUS, height),
-                                       head_labels=head_labels, cloth_labels=layout.cloth_labels(category))
+                                       head_labels=cp_dataset.head_labels(dataset, variant, stage),
+                                       cloth_labels=layout.cloth_labels(category))
         one = to_device({key: value[None] for key, value in item.items()}, device)
         return cp_dataset.expand(one | names, grid_image)
 
@@ -170,14 +163,6 @@ def try_on(gmm, tom, files, names, device, variant="cpvton", dataset="viton", ca
 def fail(message):
     print(f"error: {message}", file=sys.stderr)
     return 2
-
-
-def load_model(stage, path, device, opt):
-    """A stage's network for opt's variant and image size with the weights of `path`, ready for
-    inference (test.py's default fast path, channels_last: the same outputs)."""
-    model = networks.build_model(stage, variant=opt.variant, fine_height=opt.fine_height, fine_width=opt.fine_width)
-    networks.load_checkpoint(model, path, stage=stage)
-    return networks.for_inference(model.to(device), channels_last=True)
 
 
 def main(argv=None):
@@ -204,7 +189,9 @@ def main(argv=None):
     except ValueError as e:
         return fail(e)
     try:
-        gmm, tom = (load_model(stage, path, device, opt) for stage, path in paths.items())
+        # test.py's default fast path (channels_last): the same outputs
+        gmm, tom = (load_for_inference(stage, path, device, variant=opt.variant, fine_height=opt.fine_height,
+                                       fine_width=opt.fine_width) for stage, path in paths.items())
     except networks.CheckpointError as e:
         return fail(e)
 

@@ -18,17 +18,21 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 : "${DATASET:=viton}"
 : "${CATEGORY:=upper_body}"
 : "${VARIANT:=cpvton}"
+: "${FINE_HEIGHT:=256}"
+: "${FINE_WIDTH:=192}"
 # Per dataset (layouts.py): the root it unpacks to, its unpaired test list, and the run name that keeps
-# its checkpoints (*_train_<run>) and results (result_<run>/) apart.
+# its checkpoints (*_train_<run>) and results (result_<run>/) apart; a size other than 256x192 is
+# part of the run name (vitonhd_512x384).
+[ "$FINE_HEIGHT/$FINE_WIDTH" = 256/192 ] && AT_SIZE="" || AT_SIZE="_${FINE_HEIGHT}x${FINE_WIDTH}"
 case "$DATASET" in
   viton) DEFAULT_ROOT=data; DEFAULT_TEST_LIST=test_pairs.txt ;;
-  vitonhd) DEFAULT_ROOT=data/zalando-hd-resized; DEFAULT_TEST_LIST=test_pairs.txt; RUN=vitonhd ;;
+  vitonhd) DEFAULT_ROOT=data/zalando-hd-resized; DEFAULT_TEST_LIST=test_pairs.txt; RUN="vitonhd$AT_SIZE" ;;
   dresscode)
     case "$CATEGORY" in
       upper_body|lower_body|dresses) ;;
       *) echo "error: DATASET=dresscode CATEGORY=$CATEGORY: expected upper_body, lower_body or dresses" >&2; exit 2 ;;
     esac
-    DEFAULT_ROOT=data/DressCode; DEFAULT_TEST_LIST=test_pairs_unpaired.txt; RUN="dresscode_$CATEGORY" ;;
+    DEFAULT_ROOT=data/DressCode; DEFAULT_TEST_LIST=test_pairs_unpaired.txt; RUN="dresscode_$CATEGORY$AT_SIZE" ;;
   *) echo "error: DATASET=$DATASET: expected viton, vitonhd or dresscode" >&2; exit 2 ;;
 esac
 # CP-VTON+ (VARIANT=cpvton+, VITON only) keeps its checkpoints and results apart: *_train_plus, result_plus/.
@@ -41,8 +45,6 @@ case "$DATASET/$VARIANT" in
   *) echo "error: VARIANT=$VARIANT: expected cpvton or cpvton+" >&2; exit 2 ;;
 esac
 : "${DATAROOT:=$DEFAULT_ROOT}"
-: "${FINE_HEIGHT:=256}"
-: "${FINE_WIDTH:=192}"
 : "${DEVICE:=auto}"
 : "${WORKERS:=4}"
 : "${BATCH_SIZE:=4}"

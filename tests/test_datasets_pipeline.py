@@ -244,6 +244,7 @@ def test_script_settings_per_dataset(tmp_path, env, expected):
 def test_script_size_and_errors(tmp_path):
     _, settings, _ = script_settings(tmp_path, DATASET="vitonhd", FINE_HEIGHT="512", FINE_WIDTH="384")
     assert "--fine_height 512 --fine_width 384" in settings["args"]
+    assert (settings["run"], settings["result_dir"]) == ("vitonhd_512x384", "result_vitonhd_512x384")
     for env, message in (({"DATASET": "viton-hd"}, "DATASET=viton-hd: expected viton, vitonhd or dresscode"),
                          ({"DATASET": "dresscode", "CATEGORY": "shoes"}, "CATEGORY=shoes: expected upper_body"),
                          ({"DATASET": "vitonhd", "VARIANT": "cpvton+"}, "DATASET=viton only")):
@@ -319,8 +320,8 @@ def test_vitonhd_pipeline_at_512x384(tmp_path):
         done = subprocess.run(["bash", str(REPO / script)], cwd=tmp_path, env=env, capture_output=True,
                               text=True, timeout=600)
         assert done.returncode == 0, f"{script}: {done.stdout}\n{done.stderr}"
-    state = torch.load(tmp_path / "checkpoints/gmm_train_vitonhd/gmm_final.pth", weights_only=True)
+    state = torch.load(tmp_path / "checkpoints/gmm_train_vitonhd_512x384/gmm_final.pth", weights_only=True)
     assert state["regression.linear.weight"].shape[1] == 64 * (512 // 64) * (384 // 64)
     for folder in ("gmm_final.pth/test/warp-cloth", "tom_final.pth/test/try-on"):
-        images = list((tmp_path / "result_vitonhd" / folder).iterdir())
+        images = list((tmp_path / "result_vitonhd_512x384" / folder).iterdir())
         assert images and all(Image.open(p).size == (384, 512) for p in images)

@@ -267,3 +267,15 @@ def test_dresscode_checker_names_bad_files(tmp_path, capsys):
     assert status == 1
     assert '048392_2.json: keypoints has shape (1, 2)' in out
     assert '048392_4.png: parse label 18 found, the ids are 0-17' in out
+
+
+def test_dresscode_unreadable_garment_named_when_its_mask_is_made(tmp_path):
+    _write_dresscode(tmp_path, 'dresses', DRESSCODE_BLOCKS, _dresscode_keypoints())
+    garment = tmp_path / 'dresses' / 'images' / '048392_1.jpg'
+    garment.write_bytes(b'not a jpeg')
+    with pytest.raises(DatasetError, match='048392_1.jpg: cannot read image .*its cloth mask .* cannot be made'):
+        _item(tmp_path, 'dresscode', 'dresses', data_list='test_pairs_paired.txt')
+    problems = cp_dataset.check_dataset(dataroot=str(tmp_path), datamode='test', data_list='test_pairs_paired.txt',
+                                        dataset='dresscode', category='dresses')
+    assert any('cannot be made' in p for p in problems)
+    assert not list((tmp_path / 'dresses' / 'cloth-mask').iterdir())  # nothing half-written

@@ -216,6 +216,8 @@ def test_dataset_run_names_and_model_size(tmp_path, monkeypatch, capsys):
     assert tryon.main(inputs) == 2
     assert 'checkpoints/gmm_train_dresscode_lower_body/gmm_final.pth' in capsys.readouterr().err
     size = ['--fine_height', '512', '--fine_width', '384']
+    assert tryon.main(inputs + size) == 2  # the run name names the size
+    assert 'checkpoints/gmm_train_dresscode_lower_body_512x384/gmm_final.pth' in capsys.readouterr().err
     checkpoints = []
     for stage in ('GMM', 'TOM'):
         checkpoints += [f'--{stage.lower()}_checkpoint', str(tmp_path / f'{stage}.pth')]
