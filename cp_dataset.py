@@ -810,8 +810,6 @@ def main(argv=None):
                     'first. Prints every problem and exits 1 if there is any.')
     parser.add_argument('--check', action='store_true', help='check the split (required)')
     layouts.add_options(parser)
-    parser.add_argument('--dataroot', help='dataset root (default: data for VITON, '
-                        f"{layouts.DEFAULT_ROOTS['vitonhd']} for VITON-HD, {layouts.DEFAULT_ROOTS['dresscode']} for Dress Code)")
     parser.add_argument('--datamode', default='train', help='the split, train or test (for VITON and VITON-HD the '
                         'subfolder of dataroot; for Dress Code the pairs file picks it)')
     parser.add_argument('--data_list', help='pairs file, relative to dataroot (Dress Code: to '

@@ -425,9 +425,6 @@ def get_options(argv=None):
     parser.add_argument('--stage', default='auto', choices=['auto', 'GMM', 'TOM'],
                         help='which results to score; auto scores every GMM and TOM result folder found (default: %(default)s)')
     layouts.add_options(parser)
-    parser.add_argument('--dataroot', default=None,
-                        help='dataset root (holds the pairs lists) (default: the dataset\'s: '
-                        + ', '.join(f'{root} for {name}' for name, root in layouts.DEFAULT_ROOTS.items()) + ')')
     parser.add_argument('--datamode', default='test', help='dataset split folder under --dataroot (Dress Code: '
                         'the pairs file picks the split) (default: %(default)s)')
     parser.add_argument('--variant', default='cpvton', choices=list(VARIANTS),

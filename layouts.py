@@ -184,8 +184,9 @@ def result_folder(prefix, run):
     return prefix if run == 'new' else f'{prefix}_{run}'
 
 
-def add_options(parser):
-    """--dataset and --category, for every script that reads a dataset."""
+def add_options(parser, dataroot=True):
+    """--dataset and --category (and --dataroot, its default the dataset's), for every script that
+    reads a dataset."""
     parser.add_argument('--dataset', default='viton', choices=DATASETS,
                         help='viton (default): VITON as CP-VTON reads it; vitonhd: VITON-HD (zalando-hd-resized) '
                              'read in place; dresscode: Dress Code read in place, one --category at a time. '
@@ -193,6 +194,9 @@ def add_options(parser):
     parser.add_argument('--category', choices=CATEGORIES,
                         help='with --dataset dresscode (required there): the category folder to read; '
                              'its garment is upper clothes, pants or skirt, or dress')
+    if dataroot:
+        parser.add_argument('--dataroot', help='dataset root folder (default: the dataset\'s: ' + ', '.join(
+            f'{root} for {name}' for name, root in DEFAULT_ROOTS.items()) + ')')
 
 
 def fill_defaults(opt, error):

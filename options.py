@@ -34,10 +34,6 @@ def _common_options(parser, display_count, channels_last):
     parser.add_argument("-j", "--workers", type=int, default=1, help="DataLoader worker processes")
     parser.add_argument("-b", "--batch_size", "--batch-size", type=int, default=4, help="batch size")
     layouts.add_options(parser)
-    parser.add_argument("--dataroot",
-                        help="dataset root folder (default: data for VITON, "
-                             f"{layouts.DEFAULT_ROOTS['vitonhd']} for VITON-HD, {layouts.DEFAULT_ROOTS['dresscode']} "
-                             "for Dress Code)")
     parser.add_argument("--datamode", default="train",
                         help="dataset split, train or test: the subfolder of --dataroot to read (Dress Code: the "
                              "pairs file picks the split; --datamode names the results)")

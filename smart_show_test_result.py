@@ -32,9 +32,6 @@ from visualization import COLUMNS, TILE, make_strip
 def parse_options(argv=None):
     parser = argparse.ArgumentParser(description="Side-by-side strips of CP-VTON test inputs and results.")
     layouts.add_options(parser)
-    parser.add_argument("--dataroot", default=None,
-                        help="dataset root folder (default: the dataset's: "
-                             + ", ".join(f"{root} for {name}" for name, root in layouts.DEFAULT_ROOTS.items()) + ")")
     parser.add_argument("--datamode", default="test", help="dataset split the pairs come from")
     parser.add_argument("--data_list", default=None,
                         help="pairs file, relative to --dataroot (Dress Code: to <dataroot>/<category>); default: "

@@ -76,7 +76,7 @@ def build_parser():
                         help="in-shop garment photo, RGB (VITON: at the model's size)")
     parser.add_argument("--cloth_mask", "--cloth-mask", required=True, metavar="PATH",
                         help="garment mask, grayscale, pixels >= 128 are garment (VITON: at the model's size)")
-    layouts.add_options(parser)
+    layouts.add_options(parser, dataroot=False)
     parser.add_argument("--fine_width", type=int, default=192,
                         help="the model's image width, a multiple of 64: what the checkpoints were trained "
                              "at (default: 192)")
